@@ -16,7 +16,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KNOWLEDGE_DIR = REPO_ROOT / "knowledge"
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{REPO_ROOT / 'var' / 'lawbot.sqlite3'}"
-DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 - dev only; production refuses it
 
 
 class SettingsError(ValueError):
@@ -36,27 +36,63 @@ def _bool(raw: str) -> bool:
 class Settings:
     """Every knob of the bot. Field ``foo_bar`` is read from ``LAWBOT_FOO_BAR``."""
 
-    env: str = field(default="development", metadata={"doc": "development | production | test; the simulator and the dev WeChat API exist only outside production"})
-    database_url: str = field(default=DEFAULT_SQLITE_URL, metadata={"doc": "SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"})
-    redis_url: str = field(default="", metadata={"doc": "redis://host:port/db — optional; when set, the access token and locks live in Redis"})
-    wechat_token: str = field(default="lawbot-dev-token", metadata={"doc": "the Token set in the WeChat console (URL signature)"})
+    env: str = field(
+        default="development",
+        metadata={
+            "doc": "development | production | test; the simulator and the dev WeChat API exist only outside production"
+        },
+    )
+    database_url: str = field(
+        default=DEFAULT_SQLITE_URL,
+        metadata={"doc": "SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"},
+    )
+    redis_url: str = field(
+        default="",
+        metadata={"doc": "redis://host:port/db — optional; when set, the access token and locks live in Redis"},
+    )
+    wechat_token: str = field(
+        default="lawbot-dev-token", metadata={"doc": "the Token set in the WeChat console (URL signature)"}
+    )
     wechat_appid: str = field(default="wxlawbotdev0000000", metadata={"doc": "the account's AppID"})
     wechat_secret: str = field(default="dev-secret", metadata={"doc": "the account's AppSecret (access token)"})
     wechat_aes_key: str = field(default="", metadata={"doc": "EncodingAESKey (43 characters); required for safe mode"})
-    wechat_api_base: str = field(default="https://api.weixin.qq.com", metadata={"doc": "WeChat API base URL; tests and `serve --dev` point it at the fake"})
+    wechat_api_base: str = field(
+        default="https://api.weixin.qq.com",
+        metadata={"doc": "WeChat API base URL; tests and `serve --dev` point it at the fake"},
+    )
     wechat_account_type: str = field(default="service", metadata={"doc": "service | subscription (broadcast quota)"})
-    wechat_template_id: str = field(default="", metadata={"doc": "template id of the 'new reply' notification sent outside the 48-hour window"})
-    secret_key: str = field(default="", metadata={"doc": "signs back-office sessions and CSRF tokens; required in production"})
-    knowledge_dir: str = field(default=str(DEFAULT_KNOWLEDGE_DIR), metadata={"doc": "where FAQ, synonyms, texts and laws are read from"})
+    wechat_template_id: str = field(
+        default="", metadata={"doc": "template id of the 'new reply' notification sent outside the 48-hour window"}
+    )
+    secret_key: str = field(
+        default="", metadata={"doc": "signs back-office sessions and CSRF tokens; required in production"}
+    )
+    knowledge_dir: str = field(
+        default=str(DEFAULT_KNOWLEDGE_DIR), metadata={"doc": "where FAQ, synonyms, texts and laws are read from"}
+    )
     host: str = field(default="127.0.0.1", metadata={"doc": "`lawbot serve` bind address"})
     port: int = field(default=8080, metadata={"doc": "`lawbot serve` port"})
-    public_url: str = field(default="", metadata={"doc": "the URL villagers' WeChat reaches us on (printed, used in links); default http://HOST:PORT"})
-    timestamp_window: int = field(default=300, metadata={"doc": "reject pushes whose timestamp is older than this many seconds (0 disables)"})
-    reply_deadline: float = field(default=4.0, metadata={"doc": "seconds a handler may take before the webhook answers `success` and the reply goes through the outbox"})
+    public_url: str = field(
+        default="",
+        metadata={"doc": "the URL villagers' WeChat reaches us on (printed, used in links); default http://HOST:PORT"},
+    )
+    timestamp_window: int = field(
+        default=300, metadata={"doc": "reject pushes whose timestamp is older than this many seconds (0 disables)"}
+    )
+    reply_deadline: float = field(
+        default=4.0,
+        metadata={
+            "doc": "seconds a handler may take before the webhook answers `success` (reply then goes via the outbox)"
+        },
+    )
     max_body_bytes: int = field(default=64 * 1024, metadata={"doc": "largest accepted push body"})
-    inprocess_worker: bool = field(default=True, metadata={"doc": "run the outbox worker inside `lawbot serve` (the embedded SQLite setup)"})
+    inprocess_worker: bool = field(
+        default=True, metadata={"doc": "run the outbox worker inside `lawbot serve` (the embedded SQLite setup)"}
+    )
     log_level: str = field(default="INFO", metadata={"doc": "logging level"})
-    trust_proxy: bool = field(default=False, metadata={"doc": "honour X-Forwarded-Proto/For from nginx (Secure cookies behind TLS)"})
+    trust_proxy: bool = field(
+        default=False, metadata={"doc": "honour X-Forwarded-Proto/For from nginx (Secure cookies behind TLS)"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: bool = True, **overrides: Any) -> Settings:
@@ -66,7 +102,9 @@ class Settings:
                 from dotenv import dotenv_values
 
                 env_file = Path.cwd() / ".env"
-                file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+                file_values = (
+                    {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+                )
                 environ = {**file_values, **os.environ}
             else:
                 environ = os.environ

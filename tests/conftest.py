@@ -171,3 +171,49 @@ def base_settings(tmp_path: Path) -> Settings:
         wechat_api_base="http://127.0.0.1:9",  # closed port: an unexpected API call fails
         inprocess_worker=False,
     )
+
+
+# ---------------------------------------------------------------- the app
+@pytest.fixture(scope="session")
+def knowledge_holder() -> Any:
+    """The shipped knowledge, loaded once: building the index is the slow part."""
+    from bot.services.knowledge import KnowledgeHolder
+    from bot.settings import DEFAULT_KNOWLEDGE_DIR
+
+    return KnowledgeHolder.load(DEFAULT_KNOWLEDGE_DIR)
+
+
+@pytest.fixture
+def settings(base_settings: Settings, database_url: str) -> Settings:
+    return base_settings.with_(database_url=database_url)
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any, knowledge_holder: Any) -> Any:
+    """Build the production app for given settings on a fresh schema; returns a test client."""
+    from bot.app import create_app
+    from bot.storage.db import create_engine
+    from bot.storage.models import Base
+
+    async def make(settings: Settings, **kwargs: Any) -> Any:
+        eng = create_engine(settings.database_url)
+        async with eng.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.run_sync(Base.metadata.create_all)
+        await eng.dispose()
+        kwargs.setdefault("knowledge", knowledge_holder)
+        return await aiohttp_client(create_app(settings, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Any, settings: Settings) -> Any:
+    return await make_client(settings)
+
+
+@pytest.fixture
+def phone(client: Any, settings: Settings) -> Any:
+    from tests.phone import Phone
+
+    return Phone(client, settings)

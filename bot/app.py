@@ -1,0 +1,133 @@
+"""create_app(settings) -> web.Application. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.keys import CRYPTO, ENGINE, PIPELINE, SERVICES
+from bot.routing import Dispatcher
+from bot.services.context import Services
+from bot.services.inbound import Pipeline
+from bot.services.knowledge import KnowledgeHolder
+from bot.settings import Settings
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import Village
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.webhook import setup_routes as setup_webhook
+
+log = logging.getLogger(__name__)
+
+
+async def sync_villages(services: Services) -> None:
+    """Villages listed in site.yaml exist in the database (names are staff-editable afterwards)."""
+    configured: dict[Any, Any] = services.knowledge.kb.site.get("villages") or {}
+    async with services.session_factory() as session, session.begin():
+        existing = set((await session.execute(select(Village.id))).scalars())
+        for vid, name in configured.items():
+            if int(vid) not in existing:
+                session.add(Village(id=int(vid), name=str(name)))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        async with services.session_factory() as session:
+            await session.execute(select(Village.id).limit(1))  # reachable and migrated
+    except Exception as exc:
+        log.warning("health check: database unreachable or not migrated: %s", exc)
+        return web.json_response({"ok": False, "database": "unreachable or not migrated"}, status=503)
+    kb = services.knowledge.kb
+    return web.json_response(
+        {
+            "ok": True,
+            "database": "ok",
+            "knowledge_entries": len(kb.entries),
+            "knowledge_errors": services.knowledge_holder.last_errors,
+        }
+    )
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    await sync_villages(app[SERVICES])
+    yield
+    await app[ENGINE].dispose()
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    services = app[SERVICES]
+    if services.background:
+        # let in-flight deferred replies commit to the outbox before the database closes
+        _done, pending = await asyncio.wait(list(services.background), timeout=5)
+        for task in pending:
+            task.cancel()
+
+
+async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP reloads the knowledge without a restart (a broken file keeps the old index)."""
+    holder = app[SERVICES].knowledge_holder
+    loop = asyncio.get_running_loop()
+    installed = False
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: app[SERVICES].spawn(holder.reload(), name="kb-reload"))
+        installed = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP here
+        pass
+    yield
+    if installed:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _worker_ctx(settings: Settings) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from bot.services.outbox import run_worker
+
+        stop = asyncio.Event()
+        task = app[SERVICES].spawn(run_worker(settings, stop), name="outbox-worker")
+        yield
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            task.cancel()
+
+    return ctx
+
+
+def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) -> web.Application:
+    """The application production runs and tests drive through aiohttp_client."""
+    from handlers import ROUTERS
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    holder = knowledge or KnowledgeHolder.load(Path(settings.knowledge_dir))
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024)
+    engine = create_engine(settings.database_url)  # no connection is made until first use
+    services = Services(settings=settings, session_factory=create_session_factory(engine), knowledge_holder=holder)
+    app[ENGINE] = engine
+    app[SERVICES] = services
+    app[PIPELINE] = Pipeline(services, Dispatcher(ROUTERS))
+    app[CRYPTO] = (
+        MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        if settings.wechat_aes_key
+        else None
+    )
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(_sighup_ctx)
+    if settings.inprocess_worker:
+        app.cleanup_ctx.append(_worker_ctx(settings))
+    setup_webhook(app)
+    app.router.add_get("/healthz", healthz, name="healthz")
+    if not settings.production:
+        from bot.simulator import setup_simulator
+
+        setup_simulator(app)
+    return app

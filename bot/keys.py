@@ -1,0 +1,18 @@
+"""Typed application keys, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from bot.services.context import Services
+    from bot.services.inbound import Pipeline
+    from bot.wechat.crypto import MessageCrypto
+
+SERVICES: web.AppKey[Services] = web.AppKey("services")
+ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("crypto")

@@ -1,0 +1,246 @@
+"""A push's way through: store it, dispatch it under a deadline, keep the reply.
+
+1. ``store`` inserts the push under its unique dedup key in its own transaction, so it is
+   saved before any handler runs; a retry of the same push finds the row instead.
+2. ``Pipeline.handle`` dispatches in a second transaction. If the handler beats the
+   deadline its reply goes back as the passive reply (and is stored for retries);
+   otherwise the webhook answers ``success`` and the reply is written to the outbox as a
+   customer-service message in the same transaction as the handler's changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.routing import Ctx, Dispatcher, Reply, TextReply, reply_from_json
+from bot.services.context import Services
+from bot.services.knowledge import fill
+from bot.services.outbox import enqueue, release_held
+from bot.storage.models import ConversationState, InboundMessage, Villager, utcnow
+from bot.wechat.messages import Incoming
+from bot.wechat.xml import fit_text
+
+log = logging.getLogger(__name__)
+
+# Events through which a villager opens WeChat's 48-hour customer-service window.
+INTERACTIVE_EVENTS = {"subscribe", "scan", "click", "location"}
+# Events WeChat sends about the account itself: they are stored, but nobody is answered.
+SYSTEM_EVENTS = {"templatesendjobfinish", "masssendjobfinish"}
+
+CRASH_TEXT = "抱歉，系统开了个小差，没处理好您的消息。请稍后再发一次，或打{office_name}电话：{office_phone}。"
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def opens_window(msg: Incoming) -> bool:
+    return not msg.is_event or msg.event in INTERACTIVE_EVENTS
+
+
+@dataclass
+class Stored:
+    id: int
+    new: bool
+    status: str
+    reply: dict[str, Any] | None
+
+
+async def store(services: Services, msg: Incoming) -> Stored:
+    """Save the push (and touch the villager) before anything else happens."""
+    now = utcnow()
+    async with services.session_factory() as session, session.begin():
+        insert = _insert(session)
+        stmt = (
+            insert(InboundMessage)
+            .values(
+                dedup_key=msg.dedup_key,
+                openid=msg.openid,
+                msg_type=msg.msg_type,
+                event=msg.event,
+                event_key=msg.event_key or None,
+                msg_id=msg.msg_id or None,
+                content=msg.content or None,
+                media_id=msg.media_id or None,
+                payload=msg.raw,
+                wechat_created_at=msg.created_at,
+                received_at=now,
+                status="received",
+            )
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(InboundMessage.id)
+        )
+        new_id = (await session.execute(stmt)).scalar_one_or_none()
+        if new_id is None:
+            row = (
+                await session.execute(
+                    select(InboundMessage.id, InboundMessage.status, InboundMessage.reply).where(
+                        InboundMessage.dedup_key == msg.dedup_key
+                    )
+                )
+            ).one()
+            return Stored(row.id, False, row.status, row.reply)
+        if msg.event not in SYSTEM_EVENTS:
+            values: dict[str, Any] = {"openid": msg.openid, "first_seen_at": now}
+            changes: dict[str, Any] = {}
+            if opens_window(msg):
+                values["last_inbound_at"] = now
+                changes["last_inbound_at"] = now
+            upsert = insert(Villager).values(**values)
+            upsert = (
+                upsert.on_conflict_do_update(index_elements=["openid"], set_=changes)
+                if changes
+                else upsert.on_conflict_do_nothing(index_elements=["openid"])
+            )
+            await session.execute(upsert)
+            if opens_window(msg):
+                await release_held(session, msg.openid)
+        return Stored(new_id, True, "received", None)
+
+
+@dataclass
+class _Job:
+    outcome: Literal["pending", "passive", "deferred"] = "pending"
+
+
+class Pipeline:
+    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        self._inflight: dict[str, asyncio.Task[Reply | None]] = {}
+
+    async def handle(self, msg: Incoming) -> Reply | None:
+        """Store, dispatch and return the passive reply (None: answer ``success``)."""
+        deadline = self.services.settings.reply_deadline
+        stored = await store(self.services, msg)
+        if not stored.new:
+            return await self._retry(msg, stored, deadline)
+        job = _Job()
+        task = asyncio.create_task(self._run(msg, stored.id, job), name=f"inbound:{stored.id}")
+        self._inflight[msg.dedup_key] = task
+        task.add_done_callback(lambda _t: self._inflight.pop(msg.dedup_key, None))
+        self.services.background.add(task)
+        task.add_done_callback(self.services.background.discard)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), deadline)
+        except TimeoutError:
+            if job.outcome == "pending":
+                job.outcome = "deferred"
+                log.warning(
+                    "inbound %s missed the %.1fs deadline; its reply will go through the outbox", stored.id, deadline
+                )
+                return None
+            return await task  # it is already committing its passive reply
+
+    async def _retry(self, msg: Incoming, stored: Stored, deadline: float) -> Reply | None:
+        """A WeChat retry: the stored reply if ready, else ``success``."""
+        if stored.reply is not None:
+            return reply_from_json(stored.reply)
+        task = self._inflight.get(msg.dedup_key)
+        if task is not None:  # the first copy is still being handled in this process
+            try:
+                return await asyncio.wait_for(asyncio.shield(task), deadline)
+            except TimeoutError:
+                return None
+        return None
+
+    async def _run(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+        try:
+            return await self._dispatch(msg, inbound_id, job)
+        except Exception:
+            log.exception("handler failed for inbound %s", inbound_id)
+            return await self._failed(msg, inbound_id, job)
+
+    async def _dispatch(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+        services = self.services
+        now = utcnow()
+        async with services.session_factory() as session, session.begin():
+            villager = await _villager(session, msg)
+            conv = await session.get(ConversationState, msg.openid)
+            if conv is None:
+                conv = ConversationState(openid=msg.openid, data={}, context={})
+                if msg.event not in SYSTEM_EVENTS:
+                    session.add(conv)
+            ctx = Ctx(
+                msg=msg,
+                session=session,
+                villager=villager,
+                conv=conv,
+                services=services,
+                inbound_id=inbound_id,
+                now=now,
+            )
+            handler_name, reply = await self.dispatcher.dispatch(ctx)
+            if isinstance(reply, TextReply):
+                shown, rest = fit_text(reply.content)
+                if rest:
+                    ctx.remember(more=rest)
+                reply = TextReply(shown)
+            if job.outcome == "pending":
+                job.outcome = "passive"
+            await _finish(session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred")
+        return reply
+
+    async def _failed(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+        reply: Reply | None = None
+        if msg.event not in SYSTEM_EVENTS and (not msg.is_event or msg.event in INTERACTIVE_EVENTS):
+            reply = TextReply(fill(self.services.texts.templates.get("crash", CRASH_TEXT), self.services.texts.site))
+        if job.outcome == "pending":
+            job.outcome = "passive"
+        try:
+            async with self.services.session_factory() as session, session.begin():
+                await _finish(
+                    session, msg, inbound_id, "error", reply, deferred=job.outcome == "deferred", status="failed"
+                )
+        except Exception:
+            log.exception("could not record the failure of inbound %s", inbound_id)
+        return reply
+
+
+async def _villager(session: AsyncSession, msg: Incoming) -> Villager:
+    if msg.event in SYSTEM_EVENTS:
+        return Villager(openid=msg.openid)  # transient: system events are not from a villager
+    villager = (await session.execute(select(Villager).where(Villager.openid == msg.openid))).scalar_one()
+    return villager
+
+
+async def _finish(
+    session: AsyncSession,
+    msg: Incoming,
+    inbound_id: int,
+    handler_name: str,
+    reply: Reply | None,
+    *,
+    deferred: bool,
+    status: str | None = None,
+) -> None:
+    reply_json = reply.to_json() if reply is not None else {"type": "none"}
+    if deferred and reply is not None:
+        kind = "cs_text" if isinstance(reply, TextReply) else "cs_news"
+        await enqueue(
+            session,
+            kind=kind,
+            openid=msg.openid,
+            payload=reply_json,
+            idempotency_key=f"inbound-reply:{inbound_id}",
+            source=f"inbound:{inbound_id}",
+        )
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .values(
+            status=status or ("deferred" if deferred else "replied"),
+            handler=handler_name,
+            # a retry after a deferral must not get the answer twice: it gets `success`
+            reply={"type": "none"} if deferred else reply_json,
+            replied_at=dt.datetime.now(dt.UTC),
+        )
+    )

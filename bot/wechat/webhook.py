@@ -1,0 +1,120 @@
+"""``/wechat``: URL verification (GET) and pushes (POST) in plaintext, compatible and safe mode.
+
+Bad input gets a 4xx and never reaches a handler; nothing here answers WeChat with a 5xx
+or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from bot.keys import CRYPTO, PIPELINE, SERVICES
+from bot.routing import NewsReply, Reply, TextReply
+from bot.settings import Settings
+from bot.wechat.crypto import DecryptError, MessageCrypto, check_url_signature
+from bot.wechat.messages import Incoming, MissingFields, to_incoming
+from bot.wechat.xml import XMLRejected, parse_xml, render_news, render_text
+
+log = logging.getLogger(__name__)
+
+BUSY_TEXT = "系统正忙，您的消息没能保存。请过一会儿再发一次。着急的话请直接打电话给司法所，有危险请打110。"
+
+
+def _timestamp_ok(settings: Settings, timestamp: str) -> bool:
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return False
+    window = settings.timestamp_window
+    return window <= 0 or abs(time.time() - ts) <= window
+
+
+def _verify_url(request: web.Request) -> tuple[str, str]:
+    """Check ``signature`` and the timestamp window; return (timestamp, nonce) or raise 403."""
+    settings = request.app[SERVICES].settings
+    q = request.query
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    if not check_url_signature(settings.wechat_token, q.get("signature"), timestamp, nonce):
+        raise web.HTTPForbidden(text="invalid signature")
+    if not _timestamp_ok(settings, timestamp):
+        raise web.HTTPForbidden(text="timestamp outside the accepted window")
+    return timestamp, nonce
+
+
+async def verify(request: web.Request) -> web.Response:
+    """GET: WeChat's server URL check — echo ``echostr`` when the signature is ours."""
+    _verify_url(request)
+    return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return body
+
+
+def _crypto(request: web.Request) -> MessageCrypto:
+    crypto = request.app[CRYPTO]
+    if crypto is None:
+        raise web.HTTPBadRequest(text="safe mode is not configured (LAWBOT_WECHAT_AES_KEY)")
+    return crypto
+
+
+def _decode(request: web.Request, body: bytes, timestamp: str, nonce: str) -> Incoming:
+    """Body → typed message, decrypting in safe/compatible mode. Raises 400/403."""
+    try:
+        outer = parse_xml(body)
+        if request.query.get("encrypt_type", "raw").lower() == "aes":
+            crypto = _crypto(request)
+            encrypted = outer.get("Encrypt")
+            if not isinstance(encrypted, str) or not encrypted:
+                raise web.HTTPBadRequest(text="Encrypt is missing")
+            if not crypto.verify(request.query.get("msg_signature"), timestamp, nonce, encrypted):
+                raise web.HTTPForbidden(text="invalid msg_signature")
+            try:
+                inner = parse_xml(crypto.decrypt(encrypted))
+            except DecryptError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from exc
+            return to_incoming(inner)
+        return to_incoming(outer)
+    except XMLRejected as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    except MissingFields as exc:
+        raise web.HTTPBadRequest(text=f"missing required fields: {exc}") from exc
+
+
+def render_reply(msg: Incoming, reply: Reply) -> str:
+    if isinstance(reply, NewsReply):
+        return render_news(msg.openid, msg.account, reply.articles)
+    return render_text(msg.openid, msg.account, reply.content)
+
+
+async def receive(request: web.Request) -> web.Response:
+    """POST: a push. Stored before anything else, answered within WeChat's 5 seconds."""
+    services = request.app[SERVICES]
+    timestamp, nonce = _verify_url(request)
+    body = await _read_body(request, services.settings.max_body_bytes)
+    msg = _decode(request, body, timestamp, nonce)
+    try:
+        reply = await request.app[PIPELINE].handle(msg)
+    except Exception:
+        # The push could not be stored (database down?). Never a 5xx: tell the villager.
+        log.exception("could not store push %s", msg.dedup_key)
+        reply = TextReply(BUSY_TEXT) if msg.known and (not msg.is_event or msg.event == "subscribe") else None
+    if reply is None:
+        return web.Response(text="success", content_type="text/plain")
+    xml = render_reply(msg, reply)
+    if request.query.get("encrypt_type", "raw").lower() == "aes":
+        xml = _crypto(request).encrypt_reply(xml, nonce=nonce)
+    return web.Response(text=xml, content_type="application/xml")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/wechat", verify, name="wechat-verify")
+    app.router.add_post("/wechat", receive, name="wechat-receive")

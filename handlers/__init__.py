@@ -1,0 +1,17 @@
+"""Conversation features, in the one order they are tried (the FAQ is the catch-all, last).
+
+Handlers bound to a wizard state are tried before all of these (see bot.routing.Dispatcher).
+"""
+
+from __future__ import annotations
+
+from bot.routing import Router
+from handlers import faq, handoff, help, media, system
+
+ROUTERS: tuple[Router, ...] = (
+    system.router,  # subscribe, unsubscribe, scans, WeChat's own notices
+    media.router,  # voice without recognition, pictures, video, locations, links
+    handoff.router,  # 转人工, 我的咨询
+    help.router,  # 帮助/菜单/你好, menu buttons, numbered picks
+    faq.router,  # 更多, 法条, the matcher, and the fallback that never leaves silence
+)
