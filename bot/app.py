@@ -104,7 +104,10 @@ def _worker_ctx(settings: Settings) -> Any:
 
 def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) -> web.Application:
     """The application production runs and tests drive through aiohttp_client."""
+    from bot.storage.all import load_all
     from handlers import ROUTERS
+
+    load_all()  # every feature's tables are known to the ORM
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     holder = knowledge or KnowledgeHolder.load(Path(settings.knowledge_dir))

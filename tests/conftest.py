@@ -134,9 +134,10 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[Any]:
     """A fresh schema (drop + create from the models) on the chosen backend."""
+    from bot.storage.all import load_all
     from bot.storage.db import create_engine
-    from bot.storage.models import Base
 
+    Base = load_all()
     eng = create_engine(database_url)
     async with eng.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
@@ -192,8 +193,10 @@ def settings(base_settings: Settings, database_url: str) -> Settings:
 async def make_client(aiohttp_client: Any, knowledge_holder: Any) -> Any:
     """Build the production app for given settings on a fresh schema; returns a test client."""
     from bot.app import create_app
+    from bot.storage.all import load_all
     from bot.storage.db import create_engine
-    from bot.storage.models import Base
+
+    Base = load_all()
 
     async def make(settings: Settings, **kwargs: Any) -> Any:
         eng = create_engine(settings.database_url)

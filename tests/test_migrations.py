@@ -11,7 +11,9 @@ from sqlalchemy import text
 
 from bot.storage.db import create_engine
 from bot.storage.migrate import downgrade, upgrade
-from bot.storage.models import Base
+from bot.storage.all import load_all
+
+Base = load_all()
 
 
 async def _reset(database_url: str) -> None:

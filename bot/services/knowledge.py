@@ -55,14 +55,23 @@ class Texts:
         return fill(template, {**self.site, **values}).strip()
 
     @classmethod
-    def load(cls, path: Path, site: Mapping[str, Any]) -> Texts:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise KnowledgeError([f"{path}:1: texts must be a mapping of name: text"])
-        missing = [k for k in REQUIRED_TEXTS if not isinstance(data.get(k), str) or not data[k].strip()]
+    def load(cls, directory: Path, site: Mapping[str, Any]) -> Texts:
+        """``texts.yaml`` plus every ``texts/*.yaml`` (one file per feature), merged."""
+        merged: dict[str, str] = {}
+        for path in [directory / "texts.yaml", *sorted((directory / "texts").glob("*.yaml"))]:
+            if not path.exists():
+                continue
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(data, dict):
+                raise KnowledgeError([f"{path}:1: texts must be a mapping of name: text"])
+            for key, value in data.items():
+                if str(key) in merged:
+                    raise KnowledgeError([f"{path}:1: text {key!r} is defined twice"])
+                merged[str(key)] = str(value)
+        missing = [k for k in REQUIRED_TEXTS if not merged.get(k, "").strip()]
         if missing:
-            raise KnowledgeError([f"{path}:1: missing texts: {', '.join(missing)}"])
-        return cls({str(k): str(v) for k, v in data.items()}, dict(site))
+            raise KnowledgeError([f"{directory / 'texts.yaml'}:1: missing texts: {', '.join(missing)}"])
+        return cls(merged, dict(site))
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class Knowledge:
     @classmethod
     def load(cls, directory: Path) -> Knowledge:
         kb = load_knowledge(directory)
-        texts = Texts.load(directory / "texts.yaml", kb.site)
+        texts = Texts.load(directory, kb.site)
         return cls(kb=kb, matcher=Matcher(kb), texts=texts, loaded_at=dt.datetime.now(dt.UTC))
 
 

@@ -8,10 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from bot.storage.db import create_engine
-from bot.storage.models import Base
+from bot.storage.all import load_all
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = load_all().metadata
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,72 @@
+"""Periodic jobs run by `lawbot worker` (and the in-process worker of `lawbot serve`).
+
+A feature module exposes ``async def tick(ctx: JobContext) -> None``; it is called every
+``interval`` seconds. Ticks must be idempotent: several workers may run them at once
+(PostgreSQL), so they claim rows with ``FOR UPDATE SKIP LOCKED`` or write outbox rows
+under idempotency keys, which makes a second run a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import importlib.util
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.settings import Settings
+from bot.storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    session_factory: SessionFactory
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+Tick = Callable[[JobContext], Awaitable[None]]
+
+# (module, seconds between ticks). A module that does not exist yet is skipped.
+JOB_MODULES: tuple[tuple[str, float], ...] = (
+    ("bot.services.tickets", 60.0),  # overdue first responses → escalation
+    ("bot.services.booking", 60.0),  # reminders the day before 18:00 and 2 hours before
+    ("bot.services.campaigns", 30.0),  # scheduled campaigns due → outbox
+    ("bot.services.recovery", 60.0),  # pushes stored but never answered (a crash) → outbox
+)
+
+
+def discover() -> list[tuple[str, float, Tick]]:
+    jobs = []
+    for module_name, interval in JOB_MODULES:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        tick = getattr(module, "tick", None)
+        if tick is not None:
+            jobs.append((module_name, interval, tick))
+    return jobs
+
+
+async def run_jobs(ctx: JobContext, stop: asyncio.Event) -> None:
+    """Run every discovered tick on its interval until ``stop`` is set; a failing tick is logged, not fatal."""
+    jobs = discover()
+    next_run = {name: 0.0 for name, _i, _t in jobs}
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        for name, interval, tick in jobs:
+            if loop.time() < next_run[name]:
+                continue
+            next_run[name] = loop.time() + interval
+            try:
+                await tick(ctx)
+            except Exception:
+                log.exception("periodic job %s failed; it will run again in %.0fs", name, interval)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
