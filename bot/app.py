@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -24,6 +26,9 @@ from bot.wechat.crypto import MessageCrypto
 from bot.wechat.webhook import setup_routes as setup_webhook
 
 log = logging.getLogger(__name__)
+
+# Web features that mount their own routes: (module, setup function).
+FEATURE_SETUPS = (("bot.admin", "setup_admin"), ("bot.campaigns_public", "setup_public"))
 
 
 async def sync_villages(services: Services) -> None:
@@ -129,6 +134,11 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
         app.cleanup_ctx.append(_worker_ctx(settings))
     setup_webhook(app)
     app.router.add_get("/healthz", healthz, name="healthz")
+    for module_name, function in FEATURE_SETUPS:
+        if importlib.util.find_spec(module_name) is not None:
+            setup = getattr(importlib.import_module(module_name), function, None)
+            if setup is not None:
+                setup(app)
     if not settings.production:
         from bot.simulator import setup_simulator
 

@@ -107,7 +107,7 @@ async def store(services: Services, msg: Incoming) -> Stored:
 
 
 @dataclass
-class _Job:
+class Job:
     outcome: Literal["pending", "passive", "deferred"] = "pending"
 
 
@@ -123,8 +123,8 @@ class Pipeline:
         stored = await store(self.services, msg)
         if not stored.new:
             return await self._retry(msg, stored, deadline)
-        job = _Job()
-        task = asyncio.create_task(self._run(msg, stored.id, job), name=f"inbound:{stored.id}")
+        job = Job()
+        task = asyncio.create_task(self.run_job(msg, stored.id, job), name=f"inbound:{stored.id}")
         self._inflight[msg.dedup_key] = task
         task.add_done_callback(lambda _t: self._inflight.pop(msg.dedup_key, None))
         self.services.background.add(task)
@@ -152,14 +152,14 @@ class Pipeline:
                 return None
         return None
 
-    async def _run(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+    async def run_job(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         try:
             return await self._dispatch(msg, inbound_id, job)
         except Exception:
             log.exception("handler failed for inbound %s", inbound_id)
             return await self._failed(msg, inbound_id, job)
 
-    async def _dispatch(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+    async def _dispatch(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         services = self.services
         now = utcnow()
         async with services.session_factory() as session, session.begin():
@@ -189,7 +189,7 @@ class Pipeline:
             await _finish(session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred")
         return reply
 
-    async def _failed(self, msg: Incoming, inbound_id: int, job: _Job) -> Reply | None:
+    async def _failed(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         reply: Reply | None = None
         if msg.event not in SYSTEM_EVENTS and (not msg.is_event or msg.event in INTERACTIVE_EVENTS):
             reply = TextReply(fill(self.services.texts.templates.get("crash", CRASH_TEXT), self.services.texts.site))

@@ -19,6 +19,13 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection, shared in FIFO order through the pool: SQLite has a single writer
+        # anyway, and queueing on an asyncio pool is fair and instant where SQLite's own busy
+        # handler sleeps and retries (seconds of p99 under load). Other processes (a separate
+        # `lawbot worker`) still wait on the busy timeout.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 30)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

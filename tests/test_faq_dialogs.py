@@ -1,0 +1,134 @@
+"""Conversations with the FAQ, as a villager has them: signed WeChat XML in, the reply out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.keys import SERVICES
+from bot.storage.models import KnowledgeGap
+from tests.phone import Phone, dialog
+
+DISCLAIMER = "不构成律师意见"
+
+
+async def gaps(client: Any) -> list[KnowledgeGap]:
+    async with client.app[SERVICES].session_factory() as session:
+        return list((await session.execute(select(KnowledgeGap).order_by(KnowledgeGap.id))).scalars())
+
+
+async def test_a_clear_question_gets_the_answer_with_basis_next_step_and_disclaimer(phone: Phone) -> None:
+    reply = await phone.say("老板欠工资不给咋办")
+    assert "12333" in reply  # the next step: labour inspection
+    assert "下一步" in reply
+    assert reply.count(DISCLAIMER) == 1
+    assert "依据" in reply
+
+
+async def test_more_sends_the_details_of_the_last_answer_then_says_there_is_no_more(phone: Phone) -> None:
+    await phone.say("宅基地怎么申请")
+    details = await phone.say("更多")
+    assert details and "没有更多" not in details
+    assert "没有更多" in await phone.say("更多")
+
+
+async def test_dialect_typos_and_voice_are_understood(phone: Phone) -> None:
+    assert "宅基地" in await phone.say("宅急地咋申请")
+    assert "12333" in await phone.voice("那个老板欠俺工钱不给咋整")
+
+
+VAGUE = ("彩礼", "借钱", "离婚", "土地", "孩子", "老人", "房子", "打官司", "工资", "地")
+
+
+def a_vague_question(client: Any) -> str:
+    """One of a few one-word questions the matcher cannot settle (it decides which; the flow is under test)."""
+    matcher = client.app[SERVICES].knowledge.matcher
+    for q in VAGUE:
+        if matcher.match(q).outcome == "clarify":
+            return q
+    raise AssertionError("none of the vague questions led to a clarify outcome")
+
+
+async def test_a_vague_question_offers_numbered_choices_and_a_number_picks_one(client: Any, phone: Phone) -> None:
+    question = a_vague_question(client)
+    reply = await phone.say(question)
+    assert "1." in reply and "2." in reply and "3." in reply
+    assert "转人工" in reply
+    first_choice = reply.split("1. ", 1)[1].split("\n", 1)[0]
+    picked = await phone.say("1")
+    assert DISCLAIMER in picked
+    assert first_choice  # the question the villager picked
+    recorded = await gaps(client)
+    assert recorded and recorded[-1].outcome == "clarify" and recorded[-1].text == question
+    assert len(recorded[-1].candidates) >= 3
+
+
+async def test_a_number_out_of_range_asks_again(client: Any, phone: Phone) -> None:
+    await phone.say(a_vague_question(client))
+    assert "1 到 3" in await phone.say("7")
+
+
+async def test_out_of_scope_gets_no_legal_answer_but_a_way_forward(client: Any, phone: Phone) -> None:
+    reply = await phone.say("今天天气咋样")
+    assert DISCLAIMER not in reply
+    assert "转人工" in reply and "12348" in reply
+    recorded = await gaps(client)
+    assert recorded[-1].outcome == "handoff"
+
+
+async def test_statute_lookup_by_arabic_and_chinese_numbers(phone: Phone) -> None:
+    await dialog(
+        phone,
+        [
+            ("法条 民法典1079", ["民法典第1079条", "离婚"]),
+            ("查法条 民法典第一千零七十九条", "民法典第1079条"),
+            ("法条 民法典99999", "没有找到"),
+            ("法条", "法条 民法典1079"),
+        ],
+    )
+
+
+async def test_urgent_messages_get_emergency_guidance_first_and_are_recorded(client: Any, phone: Phone) -> None:
+    from bot.storage.models import HandoffRequest
+
+    reply = await phone.say("俺男人喝了酒就打俺，今天又打了")
+    assert reply.index("110") < reply.index("紧急") + 40
+    assert reply.startswith("【紧急提醒】")
+    async with client.app[SERVICES].session_factory() as session:
+        count = (
+            await session.execute(select(func.count()).select_from(HandoffRequest).where(HandoffRequest.urgent))
+        ).scalar_one()
+    assert count == 1
+
+
+async def test_smalltalk_and_help(phone: Phone) -> None:
+    await dialog(
+        phone,
+        [
+            ("你好", ["乡法通", "1 常见法律问题"]),
+            ("谢谢", "不客气"),
+            ("帮助", "转人工"),
+            ("5", "12348"),  # help menu item 5: contact the judicial office
+        ],
+    )
+
+
+async def test_help_menu_hot_topics_then_pick(phone: Phone) -> None:
+    await phone.say("菜单")
+    hot = await phone.say("1")
+    assert "1." in hot
+    assert DISCLAIMER in await phone.say("2")
+
+
+async def test_handoff_always_works_and_uses_the_last_question(client: Any, phone: Phone) -> None:
+    from bot.storage.models import HandoffRequest
+
+    await phone.say("俺家的牛跑到别人地里被扣下了要罚款")
+    reply = await phone.say("转人工")
+    assert "编号" in reply
+    again = await phone.say("人工")
+    assert "已经登记" in again
+    async with client.app[SERVICES].session_factory() as session:
+        request = (await session.execute(select(HandoffRequest))).scalar_one()
+    assert "牛" in request.text
