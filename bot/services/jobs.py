@@ -9,6 +9,7 @@ under idempotency keys, which makes a second run a no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import importlib
 import importlib.util
@@ -66,7 +67,5 @@ async def run_jobs(ctx: JobContext, stop: asyncio.Event) -> None:
                 await tick(ctx)
             except Exception:
                 log.exception("periodic job %s failed; it will run again in %.0fs", name, interval)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
-        except TimeoutError:
-            pass

@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.storage.db import create_engine
 from bot.storage.all import load_all
+from bot.storage.db import create_engine
 
 config = context.config
 target_metadata = load_all().metadata
