@@ -93,10 +93,10 @@ async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _worker_ctx(settings: Settings) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from bot.services.outbox import run_worker
+        from bot.services.jobs import run_worker_and_jobs
 
         stop = asyncio.Event()
-        task = app[SERVICES].spawn(run_worker(settings, stop), name="outbox-worker")
+        task = app[SERVICES].spawn(run_worker_and_jobs(settings, stop), name="outbox-worker")
         yield
         stop.set()
         try:

@@ -67,11 +67,11 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
 
 @main.command()
 def worker() -> None:
-    """Deliver the outbox through the WeChat API (run several for scale; PostgreSQL)."""
-    from bot.services.outbox import run_worker
+    """Deliver the outbox and run periodic jobs (reminders, escalations, campaigns, recovery)."""
+    from bot.services.jobs import run_worker_and_jobs
 
     settings = _settings()
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker_and_jobs(settings))
 
 
 @main.group()

@@ -39,7 +39,7 @@ class Settings:
     env: str = field(
         default="development",
         metadata={
-            "doc": "development | production | test; the simulator and the dev WeChat API exist only outside production"
+            "doc": "development, production or test; the simulator and the dev WeChat API exist only outside production"
         },
     )
     database_url: str = field(
@@ -60,7 +60,7 @@ class Settings:
         default="https://api.weixin.qq.com",
         metadata={"doc": "WeChat API base URL; tests and `serve --dev` point it at the fake"},
     )
-    wechat_account_type: str = field(default="service", metadata={"doc": "service | subscription (broadcast quota)"})
+    wechat_account_type: str = field(default="service", metadata={"doc": "service or subscription (broadcast quota)"})
     wechat_template_id: str = field(
         default="", metadata={"doc": "template id of the 'new reply' notification sent outside the 48-hour window"}
     )

@@ -69,3 +69,39 @@ async def run_jobs(ctx: JobContext, stop: asyncio.Event) -> None:
                 log.exception("periodic job %s failed; it will run again in %.0fs", name, interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+async def run_jobs_forever(settings: Settings, stop: asyncio.Event) -> None:
+    """The periodic jobs with their own engine (as `lawbot worker` and the in-process worker run them)."""
+    from bot.storage.all import load_all
+    from bot.storage.db import create_engine, create_session_factory
+
+    load_all()
+    engine = create_engine(settings.database_url)
+    try:
+        await run_jobs(JobContext(settings, create_session_factory(engine)), stop)
+    finally:
+        await engine.dispose()
+
+
+async def run_worker_and_jobs(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Outbox delivery and periodic jobs side by side until ``stop`` (or SIGTERM/SIGINT)."""
+    import signal
+
+    from bot.services.outbox import run_worker
+
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    try:
+        await asyncio.gather(run_worker(settings, stop), run_jobs_forever(settings, stop))
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
