@@ -72,7 +72,7 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
     """Match ``text`` and build the reply; used for typed and spoken questions."""
     knowledge = ctx.services.knowledge
     texts = knowledge.texts
-    result = knowledge.matcher.match(text)
+    result = knowledge.match(text)
     parts: list[str] = []
     if result.urgent or knowledge.kb.is_urgent(text):
         parts.append(texts.get("emergency"))

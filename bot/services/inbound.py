@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,10 +39,6 @@ SYSTEM_EVENTS = {"templatesendjobfinish", "masssendjobfinish"}
 CRASH_TEXT = "抱歉，系统开了个小差，没处理好您的消息。请稍后再发一次，或打{office_name}电话：{office_phone}。"
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def opens_window(msg: Incoming) -> bool:
     return not msg.is_event or msg.event in INTERACTIVE_EVENTS
 
@@ -54,54 +51,75 @@ class Stored:
     reply: dict[str, Any] | None
 
 
+_INBOUND_COLUMNS = (
+    "dedup_key",
+    "openid",
+    "msg_type",
+    "event",
+    "event_key",
+    "msg_id",
+    "content",
+    "media_id",
+    "payload",
+    "wechat_created_at",
+    "received_at",
+    "status",
+)
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """The hot path's statements, built once with bind parameters (SQLAlchemy then reuses the compiled form)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    villager = insert(Villager).values(
+        openid=bindparam("openid"), first_seen_at=bindparam("now"), last_inbound_at=bindparam("last_inbound_at")
+    )
+    return {
+        "inbound": insert(InboundMessage)
+        .values({c: bindparam(c) for c in _INBOUND_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(InboundMessage.id),
+        "existing": select(InboundMessage.id, InboundMessage.status, InboundMessage.reply).where(
+            InboundMessage.dedup_key == bindparam("dedup_key")
+        ),
+        # a villager's first push creates the row; an interaction moves the 48-hour window
+        "villager_touch": villager.on_conflict_do_update(
+            index_elements=["openid"], set_={"last_inbound_at": villager.excluded.last_inbound_at}
+        ),
+        "villager_seen": villager.on_conflict_do_nothing(index_elements=["openid"]),
+    }
+
+
 async def store(services: Services, msg: Incoming) -> Stored:
     """Save the push (and touch the villager) before anything else happens."""
     now = utcnow()
     async with services.session_factory() as session, session.begin():
-        insert = _insert(session)
-        stmt = (
-            insert(InboundMessage)
-            .values(
-                dedup_key=msg.dedup_key,
-                openid=msg.openid,
-                msg_type=msg.msg_type,
-                event=msg.event,
-                event_key=msg.event_key or None,
-                msg_id=msg.msg_id or None,
-                content=msg.content or None,
-                media_id=msg.media_id or None,
-                payload=msg.raw,
-                wechat_created_at=msg.created_at,
-                received_at=now,
-                status="received",
-            )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(InboundMessage.id)
-        )
-        new_id = (await session.execute(stmt)).scalar_one_or_none()
+        sql = _statements(session.get_bind().dialect.name)
+        params = {
+            "dedup_key": msg.dedup_key,
+            "openid": msg.openid,
+            "msg_type": msg.msg_type,
+            "event": msg.event,
+            "event_key": msg.event_key or None,
+            "msg_id": msg.msg_id or None,
+            "content": msg.content or None,
+            "media_id": msg.media_id or None,
+            "payload": msg.raw,
+            "wechat_created_at": msg.created_at,
+            "received_at": now,
+            "status": "received",
+        }
+        new_id = (await session.execute(sql["inbound"], params)).scalar_one_or_none()
         if new_id is None:
-            row = (
-                await session.execute(
-                    select(InboundMessage.id, InboundMessage.status, InboundMessage.reply).where(
-                        InboundMessage.dedup_key == msg.dedup_key
-                    )
-                )
-            ).one()
+            row = (await session.execute(sql["existing"], {"dedup_key": msg.dedup_key})).one()
             return Stored(row.id, False, row.status, row.reply)
         if msg.event not in SYSTEM_EVENTS:
-            values: dict[str, Any] = {"openid": msg.openid, "first_seen_at": now}
-            changes: dict[str, Any] = {}
-            if opens_window(msg):
-                values["last_inbound_at"] = now
-                changes["last_inbound_at"] = now
-            upsert = insert(Villager).values(**values)
-            upsert = (
-                upsert.on_conflict_do_update(index_elements=["openid"], set_=changes)
-                if changes
-                else upsert.on_conflict_do_nothing(index_elements=["openid"])
+            interactive = opens_window(msg)
+            await session.execute(
+                sql["villager_touch" if interactive else "villager_seen"],
+                {"openid": msg.openid, "now": now, "last_inbound_at": now if interactive else None},
             )
-            await session.execute(upsert)
-            if opens_window(msg):
+            if interactive:
                 await release_held(session, msg.openid)
         return Stored(new_id, True, "received", None)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import string
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
-from bot.matcher import Matcher
+from bot.matcher import Matcher, MatchResult
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,25 @@ class Texts:
         return cls(merged, dict(site))
 
 
+MATCH_CACHE_SIZE = 8192
+
+
 @dataclass(frozen=True)
 class Knowledge:
     kb: KnowledgeBase
     matcher: Matcher
     texts: Texts
     loaded_at: dt.datetime
+
+    def __post_init__(self) -> None:
+        # Villagers ask the same few hundred questions over and over; a result depends only
+        # on the text and this (immutable) knowledge, so it is cached here and dropped with
+        # it on reload.
+        object.__setattr__(self, "_cached_match", functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self.matcher.match))
+
+    def match(self, text: str) -> MatchResult:
+        result: MatchResult = self._cached_match(text)  # type: ignore[attr-defined]
+        return result
 
     @classmethod
     def load(cls, directory: Path) -> Knowledge:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 30)
+        if url.database and url.database != ":memory:" and os.environ.get("LAWBOT_SQLITE_THREADED") != "1":
+            from bot.storage.sqlite_inloop import creator
+
+            kwargs.setdefault("async_creator", creator(url.database, SQLITE_BUSY_TIMEOUT_MS / 1000))
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
