@@ -96,7 +96,10 @@ def _worker_ctx(settings: Settings) -> Any:
         from bot.services.jobs import run_worker_and_jobs
 
         stop = asyncio.Event()
-        task = app[SERVICES].spawn(run_worker_and_jobs(settings, stop), name="outbox-worker")
+        # share the app's sessions: on SQLite one connection per process (see bot/storage/sqlite_inloop.py)
+        task = app[SERVICES].spawn(
+            run_worker_and_jobs(settings, stop, session_factory=app[SERVICES].session_factory), name="outbox-worker"
+        )
         yield
         stop.set()
         try:

@@ -64,6 +64,12 @@ class Settings:
     wechat_template_id: str = field(
         default="", metadata={"doc": "template id of the 'new reply' notification sent outside the 48-hour window"}
     )
+    wechat_rate_limits: str = field(
+        default="",
+        metadata={
+            "doc": "override API rate limits, e.g. `mass=60/min, cs=600/min burst 20` (keys: cs, template, subscribe, mass, tags)"
+        },
+    )
     secret_key: str = field(
         default="", metadata={"doc": "signs back-office sessions and CSRF tokens; required in production"}
     )
@@ -161,6 +167,13 @@ class Settings:
                 raise SettingsError("LAWBOT_SECRET_KEY must be set (>= 32 characters) in production")
             if self.wechat_token == Settings.wechat_token:
                 raise SettingsError("LAWBOT_WECHAT_TOKEN must be set in production")
+        if self.wechat_rate_limits:
+            from bot.wechat.ratelimit import parse_rates
+
+            try:
+                parse_rates(self.wechat_rate_limits)
+            except ValueError as exc:
+                raise SettingsError(f"LAWBOT_WECHAT_RATE_LIMITS: {exc}") from exc
         if self.reply_deadline <= 0 or self.reply_deadline >= 5:
             raise SettingsError("LAWBOT_REPLY_DEADLINE must be between 0 and 5 seconds (WeChat waits 5 s)")
 

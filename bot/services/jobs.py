@@ -71,12 +71,17 @@ async def run_jobs(ctx: JobContext, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
-async def run_jobs_forever(settings: Settings, stop: asyncio.Event) -> None:
-    """The periodic jobs with their own engine (as `lawbot worker` and the in-process worker run them)."""
+async def run_jobs_forever(
+    settings: Settings, stop: asyncio.Event, session_factory: SessionFactory | None = None
+) -> None:
+    """The periodic jobs, on the given sessions or with an engine of their own."""
     from bot.storage.all import load_all
     from bot.storage.db import create_engine, create_session_factory
 
     load_all()
+    if session_factory is not None:
+        await run_jobs(JobContext(settings, session_factory), stop)
+        return
     engine = create_engine(settings.database_url)
     try:
         await run_jobs(JobContext(settings, create_session_factory(engine)), stop)
@@ -84,7 +89,9 @@ async def run_jobs_forever(settings: Settings, stop: asyncio.Event) -> None:
         await engine.dispose()
 
 
-async def run_worker_and_jobs(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker_and_jobs(
+    settings: Settings, stop: asyncio.Event | None = None, *, session_factory: SessionFactory | None = None
+) -> None:
     """Outbox delivery and periodic jobs side by side until ``stop`` (or SIGTERM/SIGINT)."""
     import signal
 
@@ -101,7 +108,10 @@ async def run_worker_and_jobs(settings: Settings, stop: asyncio.Event | None = N
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
     try:
-        await asyncio.gather(run_worker(settings, stop), run_jobs_forever(settings, stop))
+        await asyncio.gather(
+            run_worker(settings, stop, session_factory=session_factory),
+            run_jobs_forever(settings, stop, session_factory),
+        )
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)

@@ -48,7 +48,7 @@ from bot.storage.db import SessionFactory, create_engine, create_session_factory
 from bot.storage.models import OutboxMessage, Villager, utcnow
 from bot.wechat.api import CLIENTMSGID_MAX, WeChatClient
 from bot.wechat.errors import PermanentError, WeChatError
-from bot.wechat.ratelimit import RateLimiter
+from bot.wechat.ratelimit import DEFAULT_RATES, RateLimiter, parse_rates
 from bot.wechat.token import token_store_for
 
 log = logging.getLogger(__name__)
@@ -596,13 +596,25 @@ async def run_worker(
     policy: OutboxPolicy | None = None,
     rate_limiter: RateLimiter | None = None,
     worker_id: str | None = None,
+    session_factory: SessionFactory | None = None,
 ) -> None:
     """Build engine, session factory, token store and API client; send until ``stop`` (or SIGTERM/SIGINT
-    when no ``stop`` is given, i.e. ``lawbot worker``)."""
-    engine = create_engine(settings.database_url)
-    session_factory = create_session_factory(engine)
+    when no ``stop`` is given, i.e. ``lawbot worker``).
+
+    ``session_factory``: share the caller's (the in-process worker of `lawbot serve` on SQLite must, as
+    SQLite runs on the loop thread with one connection per process)."""
+    engine = create_engine(settings.database_url) if session_factory is None else None
+    if session_factory is None:
+        assert engine is not None
+        session_factory = create_session_factory(engine)
     store = token_store_for(settings, session_factory)
-    limiter = rate_limiter if rate_limiter is not None else RateLimiter(redis_url=settings.redis_url or None)
+    limiter = (
+        rate_limiter
+        if rate_limiter is not None
+        else RateLimiter(
+            {**DEFAULT_RATES, **parse_rates(settings.wechat_rate_limits)}, redis_url=settings.redis_url or None
+        )
+    )
     client = WeChatClient.from_settings(settings, token_store=store, rate_limiter=limiter)
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -623,4 +635,5 @@ async def run_worker(
         if rate_limiter is None:
             await limiter.close()
         await store.close()
-        await engine.dispose()
+        if engine is not None:
+            await engine.dispose()

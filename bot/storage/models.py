@@ -153,6 +153,7 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
     sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     source: Mapped[str | None] = mapped_column(String(64), default=None)  # e.g. inbound:123, ticket:45
+    result: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # WeChat's answer (msg_id of a mass send …)
 
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 

@@ -1,0 +1,5 @@
+"""`python -m bot` is `lawbot`."""
+
+from bot.cli import main
+
+main()

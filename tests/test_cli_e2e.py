@@ -1,0 +1,74 @@
+"""The newcomer's path: `lawbot db upgrade`, `lawbot serve --dev`, then `lawbot chat` against it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+LAWBOT = [sys.executable, "-m", "bot"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[dict[str, str], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LAWBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'var' / 'lawbot.sqlite3'}",
+        "LAWBOT_PORT": str(port),
+        "LAWBOT_ENV": "development",
+        "LAWBOT_LOG_LEVEL": "WARNING",
+    }
+    upgrade = subprocess.run([*LAWBOT, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    assert upgrade.returncode == 0, upgrade.stderr
+    server = subprocess.Popen(
+        [*LAWBOT, "serve", "--dev"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            server.kill()
+            pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
+        yield env, base
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=20)
+        assert "Traceback" not in out, out
+
+
+def test_serve_prints_where_things_are_and_chat_talks_to_it(served: tuple[dict[str, str], str]) -> None:
+    env, base = served
+    with urllib.request.urlopen(f"{base}/simulator", timeout=5) as resp:
+        page = resp.read().decode()
+    assert "模拟器" in page
+    chat = subprocess.run(
+        [*LAWBOT, "chat", "--scene", "village_2"],
+        env=env,
+        input="你好\n宅基地怎么申请\n/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert "西竹园村" in chat.stdout  # the welcome after subscribing through village 2's QR code
+    assert "乡法通>" in chat.stdout
+    assert "宅基地" in chat.stdout
