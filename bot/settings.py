@@ -67,7 +67,7 @@ class Settings:
     wechat_rate_limits: str = field(
         default="",
         metadata={
-            "doc": "override API rate limits, e.g. `mass=60/min, cs=600/min burst 20` (keys: cs, template, subscribe, mass, tags)"
+            "doc": "override API rate limits, e.g. `mass=60/min, cs=600/min burst 20` (cs, template, mass, tags …)"
         },
     )
     secret_key: str = field(
