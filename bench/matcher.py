@@ -1,0 +1,329 @@
+"""FAQ matcher benchmark — run by hand, not a test. See bench/matcher_README.md.
+
+    .venv/bin/python bench/matcher.py quality     # tune / dev / holdout + naive rapidfuzz WRatio baseline
+    .venv/bin/python bench/matcher.py speed       # latency, index build, memory (shipped + synthetic 10,000 entries)
+    .venv/bin/python bench/matcher.py calibrate   # weights and thresholds from tune.tsv + dev set (never holdout)
+
+Holdout (knowledge/eval/holdout.tsv) is only ever *reported*, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rapidfuzz import fuzz, process  # noqa: E402
+
+from bot.knowledge import Entry, KnowledgeBase, load_knowledge  # noqa: E402
+from bot.matcher import Matcher, MatcherConfig  # noqa: E402
+from bot.matcher.core import Features  # noqa: E402
+from bot.matcher.evaluate import Labelled, Report, Row, evaluate, read_tsv  # noqa: E402
+
+KNOWLEDGE = ROOT / "knowledge"
+TUNE = KNOWLEDGE / "eval" / "tune.tsv"
+HOLDOUT = KNOWLEDGE / "eval" / "holdout.tsv"
+DEV = ROOT.parent / "shared" / "eval" / "dev_queries.tsv"
+
+#: Out-of-scope probes written for calibration from the categories knowledge/eval/README.md
+#: lists (医保/新农合/养老保险/社保卡, 户口/身份证, 天气, 价格, 种地, 看病, 贷款, 驾照, 招工, 量刑,
+#: 彩票, 快递, 风俗, chit-chat) — written here, independently of holdout.tsv. The answer
+#: threshold must keep these out too, so it does not lean on topic gates fitted to tune.tsv.
+_PROBES_TEXT = """
+新农合一年交多少钱 医保卡丢了咋补办 城乡居民养老保险交了十五年一个月能领多少 社保卡在哪里激活
+住院了医保能报销多少 养老金啥时候涨 医保异地报销咋弄 大病保险咋报 户口本丢了去哪补 孩子上户口要啥材料
+身份证到期了在哪换 户口迁到县城要啥手续 改名字去哪改 后天有雨没有 这两天降温不 玉米今年多少钱一斤
+花生收购价多少 鸡蛋价格咋又涨了 麦子叶子发黄咋回事 花椒树咋修剪 葡萄啥时候施肥 头疼吃啥药 孩子咳嗽老不好咋办
+乡卫生院几点上班 信用社贷款利息多少 房贷能提前还不 助学贷款咋申请 驾照过期了咋换 电动车要上牌不 科目二咋练
+附近哪里招工 想出去打工有啥活 建筑工地招小工不 偷东西判几年 酒驾判多久 贩毒判啥刑 彩票咋兑奖 体彩在哪买
+快递丢了找谁 寄快递到北京多少钱 结婚给多少礼金合适 丧事要摆几桌 搬家要看日子不 你吃饭了没 今天心情不好
+讲个笑话 你几岁了 手机话费咋充 网上缴电费咋弄 村里路灯坏了找谁 学校几号开学 孩子考大学报啥专业好
+种地补贴啥时候发 退伍军人有啥补贴 残疾证咋办 危房改造咋申请 老人过生日办几桌 狗打疫苗去哪打 俺家猪不吃食咋办
+外出打工坐哪趟车
+"""
+OOS_PROBES = tuple(_PROBES_TEXT.split())
+
+
+def probe_items() -> list[Labelled]:
+    return [Labelled(i, frozenset(), q) for i, q in enumerate(OOS_PROBES, 1)]
+
+
+def _pin_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+# -- quality ------------------------------------------------------------------------
+def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Report:
+    """Naive baseline: process.extract with WRatio over every question and variant (raw text)."""
+    choices: list[str] = []
+    owners: list[Entry] = []
+    for entry in kb.entries:
+        for phrasing in entry.phrasings:
+            choices.append(phrasing)
+            owners.append(entry)
+    rows = []
+    for item in items:
+        start = time.perf_counter()
+        hits = process.extract(item.question, choices, scorer=fuzz.WRatio, limit=30)
+        seen: list[Entry] = []
+        scores: list[float] = []
+        for _, score, index in hits:
+            if owners[index] not in seen:
+                seen.append(owners[index])
+                scores.append(score)
+        ms = (time.perf_counter() - start) * 1000
+        top = scores[0] / 100 if scores else 0.0
+        outcome = "answer" if scores and scores[0] >= cutoff else "handoff"
+        rows.append(Row(item, outcome, tuple(e.topic for e in seen[:5]), seen[0].id if seen else None, top, ms))
+    return Report(tuple(rows))
+
+
+def quality(_: argparse.Namespace) -> None:
+    kb = load_knowledge(KNOWLEDGE)
+    matcher = Matcher(kb)
+    print(f"knowledge: {len(kb.entries)} entries, {len(kb.topics)} topics; config: {matcher.config}")
+    sets: list[tuple[str, Path | None]] = [("tune", TUNE), ("dev", DEV), ("probes", None), ("holdout", HOLDOUT)]
+    table = []
+    for name, path in sets:
+        if path is not None and not path.exists():
+            print(f"{name}: {path} missing")
+            continue
+        items = read_tsv(path) if path is not None else probe_items()
+        ours = evaluate(matcher, items).metrics()
+        naive = wratio_report(kb, items, 80.0).metrics()
+        table.append((name, ours, naive))
+    header = f"{'set':8} {'who':8} {'top-1':>6} {'top-3':>6} {'answered':>8} {'precision':>9} {'oos refused':>11} " \
+             f"{'oos answered':>12} {'p50 ms':>7} {'p99 ms':>7}"
+    print(header)
+    for name, ours, naive in table:
+        for who, m in (("matcher", ours), ("WRatio", naive)):
+            print(f"{name:8} {who:8} {m['top1']:6.1f} {m['top3']:6.1f} {m['coverage']:8.1f} "
+                  f"{m['answer_precision']:9.1f} {m['oos_refused']:11.1f} {m['oos_answered']:12.1f} "
+                  f"{m['latency_ms_p50']:7.2f} {m['latency_ms_p99']:7.2f}")
+    print("(WRatio: process.extract(scorer=WRatio) over raw questions+variants; 'answered' = best score >= 80)")
+
+
+# -- calibration ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    labels: frozenset[str]
+    smalltalk: bool
+    feats: tuple[tuple[str, Features], ...]  # (topic, features) for every retrieved entry
+
+
+def _samples(kb: KnowledgeBase, items: list[Labelled], config: MatcherConfig) -> list[_Sample]:
+    wide = Matcher(kb, replace(config, rescore_top=10**6))
+    out = []
+    for item in items:
+        r = wide.match(item.question)
+        if r.outcome == "smalltalk" or not r.candidates:
+            out.append(_Sample(item.labels, r.outcome == "smalltalk", ()))
+            continue
+        ranked = wide.rank(r.normalized, limit=10**6)
+        out.append(_Sample(item.labels, False, tuple((e.topic, f) for e, _, f in ranked if f.entry > 0)))
+    return out
+
+
+def _scored(sample: _Sample, w: tuple[float, float, float, float, float]) -> list[tuple[float, str, bool]]:
+    we, wt, wf, wk, gp = w
+    total = we + wt + wf + wk
+    return sorted(((max(0.0, we * f.entry + wt * f.topic + wf * f.fuzz + wk * f.keyword - (0 if f.gate else gp))
+                    / total, topic, f.gate) for topic, f in sample.feats), reverse=True)
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    kb = load_knowledge(KNOWLEDGE)
+    items = read_tsv(TUNE) + (read_tsv(DEV) if DEV.exists() else []) + probe_items()
+    best: tuple[float, float, float, MatcherConfig] | None = None
+    for pw in (0.3, 0.6, 1.0):
+        base = replace(MatcherConfig(), pinyin_weight=pw)
+        samples = _samples(kb, items, base)
+        ins = [s for s in samples if s.labels]
+        penalties = (args.gate_penalty,) if args.gate_penalty is not None else (0.1, 0.2, 0.3, 0.4)
+        fuzzes = (args.w_fuzz,) if args.w_fuzz is not None else (0.0, 0.25, 0.5, 1.0)
+        for w in itertools.product((0.5, 1.0, 1.5), (0.5, 1.0, 1.5, 2.0), fuzzes, (0.0, 0.1, 0.2), penalties):
+            t1 = t3 = 0
+            for s in ins:
+                ranked = _scored(s, w)
+                t1 += bool(ranked) and ranked[0][1] in s.labels
+                t3 += any(t in s.labels for _, t, _ in ranked[:3])
+            objective = (t1 + 0.5 * t3) / len(ins)
+            if best is None or objective > best[0] + 1e-9:
+                cfg = replace(base, w_entry=w[0], w_topic=w[1], w_fuzz=w[2], w_keyword=w[3], gate_penalty=w[4])
+                best = (objective, t1 / len(ins), t3 / len(ins), cfg)
+    assert best is not None
+    _, top1, top3, cfg = best
+    print(f"weights: {cfg}  top-1 {100 * top1:.1f}%  top-3 {100 * top3:.1f}% (tune + dev)")
+
+    samples = _samples(kb, items, cfg)
+    w = (cfg.w_entry, cfg.w_topic, cfg.w_fuzz, cfg.w_keyword, cfg.gate_penalty)
+    tops = []
+    for s in samples:
+        ranked = _scored(s, w)
+        if not ranked:
+            tops.append((s, 0.0, 0.0, False, False, False))
+            continue
+        score, topic, gate = ranked[0]
+        second = ranked[1][0] if len(ranked) > 1 else 0.0
+        score, second = min(1.0, score), min(1.0, second)  # the matcher reports (and decides on) clipped scores
+        tops.append((s, score, second, gate, topic in s.labels, any(t in s.labels for _, t, _ in ranked[:3])))
+    n_in = sum(1 for s in samples if s.labels)
+    n_out = sum(1 for s in samples if not s.labels and not s.smalltalk)
+    choice = None
+    for t100 in range(20, 70):
+        threshold = t100 / 100
+        for margin in (0.02, 0.03, 0.05):
+            answered = [(s, ok) for s, sc, sec, gate, ok, _ in tops if gate and sc >= threshold and sc - sec >= margin]
+            right = sum(ok for s, ok in answered if s.labels)
+            oos = sum(1 for s, _ in answered if not s.labels)
+            precision = right / len(answered) if answered else 1.0
+            coverage = sum(1 for s, _ in answered if s.labels) / n_in
+            if precision >= args.precision and oos <= args.max_oos * max(1, n_out) / 100:
+                key = (coverage, -threshold)
+                if choice is None or key > choice[0]:
+                    choice = (key, threshold, margin, precision, coverage, oos)
+    assert choice is not None
+    _, threshold, margin, precision, coverage, oos = choice
+    # clarify: hand off as many out-of-scope questions as possible while keeping all but
+    # --handoff of the in-scope questions whose right topic is in the top 3 out of the handoff
+    useful = sorted(sc for s, sc, _, _, _, top3 in tops if s.labels and top3)
+    clarify = useful[int(len(useful) * args.handoff)] if useful else 0.0
+    clarify = min(threshold, int(clarify * 100) / 100)
+    refused = sum(1 for s, sc, *_ in tops if not s.labels and not s.smalltalk and sc < clarify)
+    print(f"answer_threshold={threshold:.2f} margin={margin:.2f}: coverage {100 * coverage:.1f}%, "
+          f"precision {100 * precision:.1f}%, out-of-scope answered {oos}")
+    print(f"clarify_threshold={clarify:.2f}: {refused}/{n_out} non-smalltalk out-of-scope questions handed off")
+    final = replace(cfg, answer_threshold=threshold, margin=margin, clarify_threshold=clarify)
+    print(f"MatcherConfig: {final}")
+
+
+# -- speed -----------------------------------------------------------------------------
+def synthetic_kb(kb: KnowledgeBase, n: int, seed: int = 7) -> KnowledgeBase:
+    """n entries in the language of the shipped ones: every phrasing splices a piece of
+    another phrasing of the same topic into a shipped phrasing, and one character in
+    three phrasings is a random typo (a character from the knowledge's own alphabet) —
+    so the vocabulary grows the way a real, larger FAQ's would, and every entry differs."""
+    rng = random.Random(seed)
+    alphabet = sorted({ch for e in kb.entries for p in e.phrasings for ch in p if "\u4e00" <= ch <= "\u9fff"})
+    by_topic: dict[str, list[str]] = {}
+    for e in kb.entries:
+        by_topic.setdefault(e.topic, []).extend(e.phrasings)
+
+    def vary(text: str, topic: str) -> str:
+        donor = rng.choice(by_topic[topic])
+        cut, take = rng.randrange(len(text) + 1), rng.randrange(len(donor) + 1)
+        out = list(text[:cut] + donor[take:take + rng.randint(2, 6)] + text[cut + rng.randint(0, 3):])
+        if out and rng.random() < 0.33:
+            out[rng.randrange(len(out))] = rng.choice(alphabet)
+        return "".join(out)
+
+    entries = []
+    for i in range(n):
+        base = kb.entries[i % len(kb.entries)]
+        entries.append(replace(base, id=f"{base.id}-syn{i}", question=vary(base.question, base.topic),
+                               variants=tuple(vary(v, base.topic) for v in base.variants),
+                               keywords=tuple(vary(k, base.topic) for k in base.keywords)))
+    return kb.with_entries(tuple(entries))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _latency(matcher: Matcher, questions: list[str], rounds: int) -> dict[str, float]:
+    """Per-question latency. CPU time of this thread (time.thread_time) is what one core spends;
+    wall time also counts waiting for the CPU, which other processes on a busy machine take."""
+    for q in questions[:50]:
+        matcher.match(q)
+    cpu, wall = [], []
+    gc.collect()
+    for _ in range(rounds):
+        for q in questions:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            matcher.match(q)
+            cpu.append((time.thread_time() - c0) * 1000)
+            wall.append((time.perf_counter() - w0) * 1000)
+    cpu.sort()
+    wall.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return round(values[int(q * (len(values) - 1))], 3)
+
+    return {"cpu_p50_ms": pct(cpu, 0.5), "cpu_p99_ms": pct(cpu, 0.99), "cpu_max_ms": round(cpu[-1], 3),
+            "wall_p50_ms": pct(wall, 0.5), "wall_p99_ms": pct(wall, 0.99)}
+
+
+def speed_one(args: argparse.Namespace) -> None:
+    """One measurement in this (fresh) process; prints a JSON line."""
+    _pin_one_core()
+    kb = load_knowledge(KNOWLEDGE)
+    questions = [i.question for p in (TUNE, DEV) if p.exists() for i in read_tsv(p)]
+    if args.entries:
+        kb = synthetic_kb(kb, args.entries)
+    gc.collect()
+    before = _rss_mb()
+    start = time.perf_counter()
+    matcher = Matcher(kb)
+    build = time.perf_counter() - start
+    latency = _latency(matcher, questions, args.rounds)
+    print(json.dumps({"entries": len(kb.entries), "build_s": round(build, 3), **latency, "rss_mb": round(_rss_mb(), 1),
+                      "rss_before_index_mb": round(before, 1),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
+def speed(args: argparse.Namespace) -> None:
+    for entries, rounds in ((0, 5), (10_000, 1)):
+        cmd = [sys.executable, __file__, "speed-one", "--entries", str(entries), "--rounds", str(rounds)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        print(("shipped " if not entries else "10,000  ") + out)
+    start = time.perf_counter()
+    lines = "\n".join(itertools.islice(itertools.cycle(
+        [i.question for i in read_tsv(TUNE)]), 1000)) + "\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bot.kbcli import ask; "
+            "ask.main(['--json', '-'], standalone_mode=True)")
+    done = subprocess.run([sys.executable, "-c", code], input=lines, capture_output=True, text=True, check=True)
+    print(f"lawbot ask --json - with 1,000 lines: {time.perf_counter() - start:.2f} s wall "
+          f"({len(done.stdout.splitlines())} JSON lines)")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code.replace("'--json', '-'", "'你好'")], capture_output=True, check=True)
+    print(f"lawbot ask '你好' start-up: {time.perf_counter() - start:.2f} s wall")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("quality").set_defaults(func=quality)
+    cal = sub.add_parser("calibrate")
+    cal.add_argument("--precision", type=float, default=0.98, help="minimum answer precision (0..1)")
+    cal.add_argument("--max-oos", type=float, default=2.0, help="max %% of out-of-scope answered")
+    cal.add_argument("--gate-penalty", type=float, default=None, help="fix the gate penalty instead of searching")
+    cal.add_argument("--w-fuzz", type=float, default=None, help="fix the rapidfuzz weight instead of searching")
+    cal.add_argument("--handoff", type=float, default=0.015,
+                     help="share of in-scope questions with the right topic in the top 3 that may be handed off")
+    cal.set_defaults(func=calibrate)
+    sub.add_parser("speed").set_defaults(func=speed)
+    one = sub.add_parser("speed-one")
+    one.add_argument("--entries", type=int, default=0)
+    one.add_argument("--rounds", type=int, default=3)
+    one.set_defaults(func=speed_one)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

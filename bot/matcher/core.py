@@ -1,0 +1,321 @@
+"""normalise → retrieve (char + pinyin n-gram BM25) → re-score (rapidfuzz, topic gates) → decide.
+
+``Matcher(kb)`` builds the index once and is immutable afterwards: the app builds a new
+one off the event loop after a reload and swaps the reference.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from rapidfuzz import fuzz
+from rapidfuzz.process import extractOne
+
+from bot.knowledge.model import Entry
+from bot.matcher.bm25 import Bm25
+from bot.matcher.normalize import fold, pinyin
+
+if TYPE_CHECKING:
+    from bot.knowledge.base import KnowledgeBase
+
+Outcome = Literal["answer", "clarify", "handoff", "smalltalk"]
+SMALLTALK_PRIORITY = ("help", "bye", "thanks", "greeting")
+
+
+@dataclass(frozen=True, slots=True)
+class MatcherConfig:
+    """Weights and thresholds. The defaults are calibrated on knowledge/eval/tune.tsv, the shared
+    dev set and out-of-scope probes — never on holdout.tsv (``python bench/matcher.py calibrate
+    --gate-penalty 0.1 --w-fuzz 0.25``); the numbers are in bench/matcher_README.md."""
+
+    # retrieval
+    k1: float = 1.2
+    b: float = 0.75
+    pinyin_weight: float = 0.3  # pinyin-bigram BM25 relative to character n-gram BM25
+    rescore_top: int = 12  # entries re-scored with rapidfuzz
+    # score = (Σ w_x·x over the Features, each 0..1, − gate_penalty if the gate fails) / Σ w_x
+    w_entry: float = 1.0
+    w_topic: float = 0.5
+    w_fuzz: float = 0.25
+    w_keyword: float = 0.0
+    gate_penalty: float = 0.1  # entries whose topic gate fails rank a little lower (and are never answered)
+    # decision
+    answer_threshold: float = 0.37
+    clarify_threshold: float = 0.19
+    margin: float = 0.02  # the top entry must beat the next entry by this much to answer
+    min_answer_chars: int = 3  # shorter messages (孩子, 工伤) are answered only on an exact phrasing or keyword
+
+    @property
+    def weight_sum(self) -> float:
+        return self.w_entry + self.w_topic + self.w_fuzz + self.w_keyword
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    entry: Entry
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Why an entry scored what it did (``lawbot ask --explain``, calibration)."""
+
+    entry: float  # char+pinyin BM25 of the entry's question+variants+keywords, over the query's own score
+    topic: float  # all entries of the topic as one document
+    fuzz: float  # best rapidfuzz ratio (characters or pinyin) against a phrasing
+    keyword: float  # 1 if a keyword (or a homophone of it) is in the message (weight 0 by default:
+    # keywords already count in the entry document)
+    gate: bool  # the topic's gate word is present (or the topic has no gate)
+    exact: bool = False  # the message is one of the entry's phrasings or keywords
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    outcome: Outcome
+    entry: Entry | None  # the answer, or the best candidate
+    score: float  # 0..1
+    candidates: tuple[Candidate, ...]  # best first; >= 3 whenever there are any
+    urgent: bool
+    smalltalk: str | None  # greeting | thanks | help | bye
+    normalized: str
+    urgent_kind: str | None = None  # urgent.yaml category
+    reason: str = ""  # why this outcome (logs, eval)
+
+
+def char_tokens(text: str) -> list[str]:
+    return [*text, *(text[i : i + 2] for i in range(len(text) - 1))]
+
+
+def pinyin_tokens(syllables: list[str]) -> list[str]:
+    return [f"{syllables[i]} {syllables[i + 1]}" for i in range(len(syllables) - 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    entry: int
+    text: str
+    pinyin: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """Character n-gram BM25 + pinyin-bigram BM25 over one kind of document."""
+
+    char: Bm25
+    pin: Bm25
+
+    @classmethod
+    def build(cls, docs: Sequence[list[tuple[str, str]]], config: MatcherConfig) -> _Field:
+        """``docs``: per document, its (normalised text, pinyin) pieces."""
+
+        def chars() -> Iterator[list[str]]:
+            return ([tok for text, _ in doc for tok in char_tokens(text)] for doc in docs)
+
+        def sounds() -> Iterator[list[str]]:
+            return ([tok for _, pin in doc for tok in pinyin_tokens(pin.split(" "))] for doc in docs)
+
+        return cls(Bm25.build(chars, k1=config.k1, b=config.b), Bm25.build(sounds, k1=config.k1, b=config.b))
+
+    def scores(self, ctoks: list[str], ptoks: list[str], pinyin_weight: float) -> dict[int, float]:
+        """Normalised scores (BM25 over the query's own BM25 as a document), pinyin blended in."""
+        c_self = self.char.self_score(ctoks)
+        p_self = self.pin.self_score(ptoks) if ptoks else 0.0
+        out: dict[int, float] = {}
+        if c_self:
+            for doc, s in self.char.scores(ctoks).items():
+                out[doc] = s / c_self
+        if not p_self:
+            return out
+        blended: dict[int, float] = {}
+        p_scores = self.pin.scores(ptoks)
+        for doc in out.keys() | p_scores.keys():
+            blended[doc] = (out.get(doc, 0.0) + pinyin_weight * p_scores.get(doc, 0.0) / p_self) / (1.0 + pinyin_weight)
+        return blended
+
+
+class Matcher:
+    """FAQ matcher over one KnowledgeBase. Safe to share; never mutated after __init__."""
+
+    __slots__ = (
+        "_built",
+        "_entries",
+        "_entry",
+        "_entry_pinyins",
+        "_entry_texts",
+        "_entry_topic",
+        "_gates",
+        "_keywords",
+        "_smalltalk_kind",
+        "_smalltalk_re",
+        "_smalltalk_word_re",
+        "_topic",
+        "config",
+        "kb",
+    )
+
+    def __init__(self, kb: KnowledgeBase, config: MatcherConfig | None = None) -> None:
+        self.kb = kb
+        self.config = config = config or MatcherConfig()
+        norm = kb.normalizer
+        self._entries: tuple[Entry, ...] = kb.entries
+        docs: list[_Doc] = []
+        entry_docs: list[tuple[int, ...]] = []
+        keywords: list[tuple[tuple[str, str], ...]] = []
+        entry_texts: list[list[tuple[str, str]]] = []
+        topic_ids: dict[str, int] = {}
+        entry_topic: list[int] = []
+        for i, entry in enumerate(self._entries):
+            first = len(docs)
+            seen: set[str] = set()
+            for phrasing in entry.phrasings:
+                text = norm.normalize(phrasing)
+                if text and text not in seen:
+                    seen.add(text)
+                    docs.append(_Doc(i, text, " ".join(pinyin(text))))
+            entry_docs.append(tuple(range(first, len(docs))))
+            kws = sorted({k for k in (norm.normalize(k) for k in entry.keywords) if len(k) >= 2})
+            keywords.append(tuple((k, " ".join(pinyin(k))) for k in kws))
+            entry_texts.append([(d.text, d.pinyin) for d in docs[first:]] + list(keywords[-1]))
+            entry_topic.append(topic_ids.setdefault(entry.topic, len(topic_ids)))
+        self._entry_texts: tuple[tuple[str, ...], ...] = tuple(
+            tuple(docs[d].text for d in ids) for ids in entry_docs)
+        self._entry_pinyins: tuple[tuple[str, ...], ...] = tuple(
+            tuple(docs[d].pinyin for d in ids) for ids in entry_docs)
+        self._entry_topic: tuple[int, ...] = tuple(entry_topic)
+        self._keywords: tuple[tuple[tuple[str, str], ...], ...] = tuple(keywords)
+        topic_texts: list[list[tuple[str, str]]] = [[] for _ in topic_ids]
+        for i, texts in enumerate(entry_texts):
+            topic_texts[entry_topic[i]].extend(texts)
+        self._entry = _Field.build(entry_texts, config)
+        self._topic = _Field.build(topic_texts, config)
+        self._gates: dict[str, tuple[tuple[str, str], ...]] = {
+            # one-character gate words match by character only: by sound they would match anything
+            topic: tuple((w, " ".join(pinyin(w)) if len(w) > 1 else "\0") for w in words)
+            for topic, words in kb.tables.topic_gates.items()
+        }
+        kinds: dict[str, str] = {}
+        for kind, phrases in kb.tables.smalltalk.items():
+            for phrase in phrases:
+                kinds.setdefault(phrase, kind)
+        for filler in kb.tables.fillers:
+            kinds.setdefault(filler, "")
+        self._smalltalk_kind = kinds
+        alternation = "|".join(re.escape(p) for p in sorted(kinds, key=lambda p: (-len(p), p)))
+        self._smalltalk_word_re = re.compile(alternation) if alternation else None
+        self._smalltalk_re = re.compile(f"(?:{alternation})+") if alternation else None
+        self._built = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "_built", False):
+            raise AttributeError(f"a Matcher is immutable (build a new one to change {name})")
+        object.__setattr__(self, name, value)
+
+    # -- public ------------------------------------------------------------------
+    def match(self, text: str) -> MatchResult:
+        kb = self.kb
+        synonymised = kb.normalizer.apply_synonyms(fold(text))
+        urgent_kind = kb.urgent_rules.kind(synonymised)
+        urgent = urgent_kind is not None
+        smalltalk = None if urgent else self._smalltalk(synonymised)
+        normalized = kb.normalizer.drop_fillers(synonymised)
+        if smalltalk is not None:
+            return MatchResult("smalltalk", None, 1.0, (), urgent, smalltalk, normalized, urgent_kind, "small talk")
+        if not normalized:
+            return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "empty")
+        ranked = self.rank(normalized)
+        if not ranked:
+            return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "no candidate")
+        candidates = tuple(Candidate(e, s) for e, s, _ in ranked)
+        top, top_score, top_features = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        cfg = self.config
+        outcome: Outcome
+        specific = len(normalized) >= cfg.min_answer_chars or top_features.exact
+        if (top_score >= cfg.answer_threshold and top_score - second >= cfg.margin and top_features.gate
+                and specific):
+            outcome, reason = "answer", "confident"
+        elif top_score >= cfg.clarify_threshold:
+            outcome = "clarify"
+            if not top_features.gate:
+                reason = f"topic gate {top.topic}"
+            elif top_score < cfg.answer_threshold:
+                reason = "plausible"
+            elif not specific:
+                reason = "too short"
+            else:
+                reason = "close second"
+        else:
+            outcome, reason = "handoff", "nothing close"
+        return MatchResult(outcome, top, top_score, candidates, urgent, None, normalized, urgent_kind, reason)
+
+    def rank(self, normalized: str, *, limit: int = 5) -> list[tuple[Entry, float, Features]]:
+        """Best entries for an already normalised query, best first (at least 3 when any)."""
+        cfg = self.config
+        syllables = pinyin(normalized)
+        q_pinyin = " ".join(syllables)
+        ctoks = char_tokens(normalized)
+        ptoks = pinyin_tokens(syllables)
+        wp = cfg.pinyin_weight
+        entry_scores = self._entry.scores(ctoks, ptoks, wp)
+        if not entry_scores:
+            return []
+        topic_scores = self._topic.scores(ctoks, ptoks, wp)
+        entry_topic = self._entry_topic
+        w_entry, w_topic = cfg.w_entry, cfg.w_topic
+        pre = {e: w_entry * s + w_topic * topic_scores.get(entry_topic[e], 0.0) for e, s in entry_scores.items()}
+        top = heapq.nlargest(max(cfg.rescore_top, 3), pre.items(), key=lambda kv: kv[1])
+        raw: list[tuple[float, Entry, Features]] = []
+        padded_pinyin = f" {q_pinyin} "
+        total = cfg.weight_sum or 1.0
+        for e, retrieval in top:
+            entry = self._entries[e]
+            by_chars = extractOne(normalized, self._entry_texts[e], scorer=fuzz.ratio)
+            by_sound = extractOne(q_pinyin, self._entry_pinyins[e], scorer=fuzz.ratio)
+            fz = max(by_chars[1] if by_chars else 0.0, by_sound[1] if by_sound else 0.0) / 100.0
+            kw = 0.0
+            for word, word_pinyin in self._keywords[e]:
+                if word in normalized or f" {word_pinyin} " in padded_pinyin:
+                    kw = 1.0
+                    break
+            gate = self._gate_ok(entry.topic, normalized, padded_pinyin)
+            score = retrieval + cfg.w_fuzz * fz + cfg.w_keyword * kw
+            if not gate:
+                score -= cfg.gate_penalty
+            score /= total
+            exact = normalized in self._entry_texts[e] or any(normalized == w for w, _ in self._keywords[e])
+            features = Features(entry_scores.get(e, 0.0), topic_scores.get(entry_topic[e], 0.0), fz, kw, gate, exact)
+            raw.append((score, entry, features))
+        # rank on the raw score (short messages can push several entries past 1.0), report it clipped
+        raw.sort(key=lambda t: (-t[0], t[1].id))
+        scored = [(entry, max(0.0, min(1.0, score)), features) for score, entry, features in raw]
+        if len(scored) < 3:  # pad with other entries so a clarify list always has three
+            have = {t[0].id for t in scored}
+            for entry in self._entries:
+                if len(scored) >= 3:
+                    break
+                if entry.id not in have:
+                    scored.append((entry, 0.0, Features(0.0, 0.0, 0.0, 0.0, True)))
+        return scored[: max(limit, 3)]
+
+    # -- helpers -----------------------------------------------------------------
+    def _gate_ok(self, topic: str, normalized: str, padded_pinyin: str) -> bool:
+        words = self._gates.get(topic)
+        if not words:
+            return True
+        return any(w in normalized or f" {p} " in padded_pinyin for w, p in words)
+
+    def _smalltalk(self, text: str) -> str | None:
+        if not text or self._smalltalk_re is None or self._smalltalk_word_re is None:
+            return None
+        if not self._smalltalk_re.fullmatch(text):
+            return None
+        kinds = {self._smalltalk_kind.get(m) for m in self._smalltalk_word_re.findall(text)}
+        for kind in SMALLTALK_PRIORITY:
+            if kind in kinds:
+                return kind
+        return "greeting"  # only fillers (嗯, 请问 …)
+

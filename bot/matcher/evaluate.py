@@ -1,0 +1,172 @@
+"""Accuracy and latency of a Matcher on a labelled TSV (``topic<TAB>question``).
+
+``-`` labels an out-of-scope question, ``a|b`` means either topic is right. Used by
+``lawbot kb eval`` and bench/matcher.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.matcher.core import Matcher, MatchResult
+
+OUT_OF_SCOPE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    line: int
+    labels: frozenset[str]  # empty: out of scope
+    question: str
+
+    @property
+    def in_scope(self) -> bool:
+        return bool(self.labels)
+
+
+def parse_tsv(text: str, *, source: str = "-") -> list[Labelled]:
+    items: list[Labelled] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        label, sep, question = line.partition("\t")
+        if not sep or not question.strip():
+            raise ValueError(f"{source}:{number}: expected topic<TAB>question")
+        label = label.strip()
+        labels = frozenset() if label == OUT_OF_SCOPE else frozenset(p.strip() for p in label.split("|") if p.strip())
+        items.append(Labelled(number, labels, question.strip()))
+    return items
+
+
+def read_tsv(path: Path) -> list[Labelled]:
+    return parse_tsv(path.read_text(encoding="utf-8"), source=str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    item: Labelled
+    outcome: str
+    topics: tuple[str, ...]  # candidates' topics, best first
+    entry_id: str | None
+    score: float
+    ms: float
+
+    @property
+    def top1(self) -> bool:
+        return bool(self.topics) and self.topics[0] in self.item.labels
+
+    @property
+    def top3(self) -> bool:
+        return any(t in self.item.labels for t in self.topics[:3])
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome == "answer"
+
+    @property
+    def correct_answer(self) -> bool:
+        return self.answered and self.top1
+
+
+def _pct(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    rows: tuple[Row, ...]
+
+    @property
+    def in_scope(self) -> list[Row]:
+        return [r for r in self.rows if r.item.in_scope]
+
+    @property
+    def out_of_scope(self) -> list[Row]:
+        return [r for r in self.rows if not r.item.in_scope]
+
+    def metrics(self) -> dict[str, Any]:
+        ins, outs = self.in_scope, self.out_of_scope
+        answered = [r for r in self.rows if r.answered]
+        latencies = [r.ms for r in self.rows]
+        return {
+            "questions": len(self.rows),
+            "in_scope": len(ins),
+            "out_of_scope": len(outs),
+            "top1": _pct(sum(r.top1 for r in ins), len(ins)),
+            "top3": _pct(sum(r.top3 for r in ins), len(ins)),
+            "answer_precision": _pct(sum(r.correct_answer for r in answered), len(answered)),
+            "coverage": _pct(sum(r.answered for r in ins), len(ins)),
+            "answered_wrong": sum(r.answered and not r.correct_answer for r in self.rows),
+            "oos_refused": _pct(sum(r.outcome in ("handoff", "smalltalk") for r in outs), len(outs)),
+            "oos_answered": _pct(sum(r.answered for r in outs), len(outs)),
+            "outcomes": dict(Counter(r.outcome for r in self.rows)),
+            "latency_ms_p50": _percentile(latencies, 0.50),
+            "latency_ms_p99": _percentile(latencies, 0.99),
+        }
+
+    def confusion(self) -> Counter[tuple[str, str]]:
+        """(expected, got) for in-scope top-1 misses and for out-of-scope questions answered."""
+        pairs: Counter[tuple[str, str]] = Counter()
+        for r in self.rows:
+            got = r.topics[0] if r.topics and r.outcome != "smalltalk" else "(none)"
+            if r.item.in_scope and not r.top1:
+                pairs[(sorted(r.item.labels)[0], got)] += 1
+            elif not r.item.in_scope and r.answered:
+                pairs[(OUT_OF_SCOPE, got)] += 1
+        return pairs
+
+    def per_topic(self) -> dict[str, tuple[int, int, int]]:
+        """topic → (questions, top-1 right, answered confidently)."""
+        table: dict[str, list[int]] = {}
+        for r in self.in_scope:
+            t = sorted(r.item.labels)[0]
+            row = table.setdefault(t, [0, 0, 0])
+            row[0] += 1
+            row[1] += r.top1
+            row[2] += r.answered
+        return {t: (v[0], v[1], v[2]) for t, v in sorted(table.items())}
+
+    def summary_lines(self) -> list[str]:
+        """Three compact lines (the last lines `kb eval` prints; hooks `tail -n 3` them)."""
+        m = self.metrics()
+        return [
+            f"in-scope {m['in_scope']}: top-1 {m['top1']:.1f}%  top-3 {m['top3']:.1f}%  "
+            f"answered {m['coverage']:.1f}%  precision {m['answer_precision']:.1f}%",
+            f"out-of-scope {m['out_of_scope']}: refused {m['oos_refused']:.1f}%  "
+            f"answered confidently {m['oos_answered']:.1f}%",
+            f"latency p50 {m['latency_ms_p50']:.2f} ms  p99 {m['latency_ms_p99']:.2f} ms  "
+            f"({m['questions']} questions)",
+        ]
+
+
+def result_row(item: Labelled, result: MatchResult, ms: float) -> Row:
+    return Row(item, result.outcome, tuple(c.entry.topic for c in result.candidates),
+               result.entry.id if result.entry else None, result.score, ms)
+
+
+def evaluate(matcher: Matcher, items: Iterable[Labelled]) -> Report:
+    return evaluate_with(matcher.match, items)
+
+
+def evaluate_with(match: Callable[[str], MatchResult], items: Iterable[Labelled]) -> Report:
+    rows = []
+    clock = time.perf_counter
+    for item in items:
+        start = clock()
+        result = match(item.question)
+        rows.append(result_row(item, result, (clock() - start) * 1000.0))
+    return Report(tuple(rows))
