@@ -6,12 +6,13 @@ Handlers bound to a wizard state are tried before all of these (see bot.routing.
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import faq, handoff, help, media, system
+from handlers import booking, faq, handoff, help, media, system
 
 ROUTERS: tuple[Router, ...] = (
     system.router,  # subscribe, unsubscribe, scans, WeChat's own notices
     media.router,  # voice without recognition, pictures, video, locations, links
-    handoff.router,  # 转人工, 我的咨询
+    handoff.router,  # 转人工 intake, 我的咨询, follow-ups, 删除我的信息
+    booking.router,  # 预约, 我的预约, 取消预约, 改约
     help.router,  # 帮助/菜单/你好, menu buttons, numbered picks
     faq.router,  # 更多, 法条, the matcher, and the fallback that never leaves silence
 )

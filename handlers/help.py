@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, any_of, click, numbered, text_in
+from handlers.booking import start_booking
 from handlers.faq import answer_text, numbered_list
 from handlers.handoff import handoff, my_requests
 
@@ -64,11 +65,6 @@ async def privacy(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
     return TextReply(ctx.services.texts.get("privacy"))
 
 
-@router.on(any_of(text_in("预约", "我要预约", "预约法律服务", "我的预约"), click("BOOKING", "MY_BOOKINGS")))
-async def booking(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
-    return TextReply(ctx.services.texts.get("booking_unavailable"))
-
-
 def _pick(ctx: Ctx) -> dict[str, Any] | None:
     if ctx.msg.msg_type not in ("text", "voice"):
         return None
@@ -94,12 +90,13 @@ async def pick(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
             1: lambda: hot_topics(ctx),
             5: lambda: TextReply(ctx.services.texts.get("contact")),
             6: lambda: TextReply(ctx.services.texts.get("privacy")),
-            4: lambda: TextReply(ctx.services.texts.get("booking_unavailable")),
         }
         if number == 2:
             return await handoff(ctx, {})
         if number == 3:
             return await my_requests(ctx, {})
+        if number == 4:
+            return await start_booking(ctx)
         action = actions.get(number)
         return action() if action else _help(ctx)
     return CONTINUE
