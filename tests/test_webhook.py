@@ -445,3 +445,22 @@ async def test_database_down_is_not_a_5xx(make_client: Any, settings: Settings, 
     resp = await client.get("/healthz")
     assert resp.status == 503
     await engine.dispose()
+
+
+async def test_two_mass_jobs_finishing_in_the_same_second_are_two_pushes(client: Any, phone: Phone) -> None:
+    fields = {
+        "MsgID": "1000001",
+        "Status": "sendsuccess",
+        "TotalCount": "10",
+        "FilterCount": "10",
+        "SentCount": "10",
+        "ErrorCount": "0",
+    }
+    first = phone.signer.event("gh_account", "MASSSENDJOBFINISH", None, create_time=1_700_000_000, **fields)
+    second = phone.signer.event(
+        "gh_account", "MASSSENDJOBFINISH", None, create_time=1_700_000_000, **{**fields, "MsgID": "1000002"}
+    )
+    await phone.send(first)
+    await phone.send(second)
+    await phone.send(first)  # WeChat's retry of the first
+    assert await count(client, InboundMessage) == 2

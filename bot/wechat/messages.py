@@ -55,7 +55,9 @@ class Incoming:
     def dedup_key(self) -> str:
         """Unique per push; WeChat's retries of the same push share it."""
         if self.is_event:
-            return f"e:{self.openid}:{self.create_time}:{self.event}:{self.event_key}"[:255]
+            # job-finish notices carry their job's MsgID: two jobs ending in one second are two pushes
+            suffix = f":{self.msg_id}" if self.msg_id else ""
+            return f"e:{self.openid}:{self.create_time}:{self.event}:{self.event_key}{suffix}"[:255]
         return f"m:{self.openid}:{self.msg_id}"[:255]
 
     @property
