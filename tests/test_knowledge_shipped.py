@@ -51,7 +51,5 @@ def test_quality_bars_on_the_tuning_set(matcher: Matcher) -> None:
     assert meets_bars(evaluate(matcher, read_tsv(KNOWLEDGE / "eval" / "tune.tsv"))) == []
 
 
-@pytest.mark.xfail(strict=True, reason="holdout top-1 89.7% / top-3 96.2% are just under the 90/97 bars "
-                   "(bench/matcher_README.md); remove this mark once the FAQ variants close the gap")
 def test_quality_bars_on_the_holdout_set(matcher: Matcher) -> None:
     assert meets_bars(evaluate(matcher, read_tsv(KNOWLEDGE / "eval" / "holdout.tsv"))) == []

@@ -30,8 +30,10 @@ def test_fold_handles_width_case_script_and_punctuation() -> None:
 
 
 def test_synonyms_are_one_pass_longest_first_and_fillers_go() -> None:
-    n = Normalizer({"俺": "我", "咋办": "怎么办", "咋": "怎么", "庄基地": "宅基地", "宅基": "宅基地"},
-                   ("请问", "我想问一下", "那个"))
+    n = Normalizer(
+        {"俺": "我", "咋办": "怎么办", "咋": "怎么", "庄基地": "宅基地", "宅基": "宅基地"},
+        ("请问", "我想问一下", "那个"),
+    )
     assert n.normalize("請問，俺想問一下：那個庄基地咋辦？") == "宅基地怎么办"
     assert n.normalize("咋申请宅基地") == "怎么申请宅基地"  # 宅基 does not eat into 宅基地
     assert n.apply_synonyms("俺咋办") == "我怎么办"
@@ -64,8 +66,9 @@ CONVERSATION = [
 
 
 @pytest.mark.parametrize(("said", "outcome", "entry_id"), CONVERSATION)
-def test_what_the_villager_says_and_what_the_bot_decides(matcher: Matcher, said: str, outcome: str,
-                                                          entry_id: str | None) -> None:
+def test_what_the_villager_says_and_what_the_bot_decides(
+    matcher: Matcher, said: str, outcome: str, entry_id: str | None
+) -> None:
     result = matcher.match(said)
     assert result.outcome == outcome, (said, result)
     if entry_id is not None:
@@ -76,17 +79,29 @@ def test_what_the_villager_says_and_what_the_bot_decides(matcher: Matcher, said:
     assert not result.urgent and result.smalltalk is None
 
 
-@pytest.mark.parametrize(("said", "kind"), [
-    ("你好", "greeting"), ("在吗？", "greeting"), ("嗯", "greeting"), ("谢谢！", "thanks"), ("多谢多谢", "thanks"),
-    ("菜单", "help"), ("你好，帮助", "help"), ("再见", "bye"), ("谢谢，再见", "bye"),
-])
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [
+        ("你好", "greeting"),
+        ("在吗？", "greeting"),
+        ("嗯", "greeting"),
+        ("谢谢！", "thanks"),
+        ("多谢多谢", "thanks"),
+        ("菜单", "help"),
+        ("你好，帮助", "help"),
+        ("再见", "bye"),
+        ("谢谢，再见", "bye"),
+    ],
+)
 def test_small_talk_is_not_a_question(matcher: Matcher, said: str, kind: str) -> None:
     result = matcher.match(said)
     assert (result.outcome, result.smalltalk, result.entry, result.candidates) == ("smalltalk", kind, None, ())
 
 
-@pytest.mark.parametrize(("said", "kind"), [("我不想活了", "suicide"), ("他正在打我", "violence_now"),
-                                            ("现在就动手了，离婚咋办", "violence_now")])
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [("我不想活了", "suicide"), ("他正在打我", "violence_now"), ("现在就动手了，离婚咋办", "violence_now")],
+)
 def test_urgent_messages_are_flagged_whatever_the_outcome(matcher: Matcher, said: str, kind: str) -> None:
     result = matcher.match(said)
     assert result.urgent and result.urgent_kind == kind
@@ -119,18 +134,31 @@ def test_a_matcher_never_changes_and_a_reload_builds_a_new_one(tmp_path: Path, m
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.outcome = "handoff"  # type: ignore[misc]
     # an editor adds an entry; the old matcher keeps answering from the old knowledge
-    root = write_tiny_kb(tmp_path / "k", faq={"all.yaml": "".join(entry_yaml(*e) for e in ENTRIES) + entry_yaml(
-        "homestead-area", "land.homestead", "宅基地能占多大面积？",
-        "宅基地多大, 盖房能占多少地, 宅子面积有规定不, 庄基地面积多大, 一处宅基地多大面积", "宅基地面积",
-        "宅基地面积按省里规定。", "土地管理法第62条")})
+    root = write_tiny_kb(
+        tmp_path / "k",
+        faq={
+            "all.yaml": "".join(entry_yaml(*e) for e in ENTRIES)
+            + entry_yaml(
+                "homestead-area",
+                "land.homestead",
+                "宅基地能占多大面积？",
+                "宅基地多大, 盖房能占多少地, 宅子面积有规定不, 庄基地面积多大, 一处宅基地多大面积",
+                "宅基地面积",
+                "宅基地面积按省里规定。",
+                "土地管理法第62条",
+            )
+        },
+    )
     fresh = Matcher(load_knowledge(root))
     assert fresh.match("宅基地能占多大面积").entry.id == "homestead-area"  # type: ignore[union-attr]
     assert matcher.match("宅基地能占多大面积").entry.id != "homestead-area"  # type: ignore[union-attr]
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(alphabet=st.sampled_from("离婚宅基地低保欠薪咋办俺的了吗？！ 12ａb😡你好谢谢不想活"), max_size=40)
-       | st.text(max_size=30))
+@given(
+    st.text(alphabet=st.sampled_from("离婚宅基地低保欠薪咋办俺的了吗？！ 12ａb😡你好谢谢不想活"), max_size=40)
+    | st.text(max_size=30)
+)
 def test_any_text_gets_a_well_formed_result(matcher: Matcher, text: str) -> None:
     result = matcher.match(text)
     assert result.outcome in ("answer", "clarify", "handoff", "smalltalk")
@@ -142,3 +170,30 @@ def test_any_text_gets_a_well_formed_result(matcher: Matcher, text: str) -> None
     if result.outcome == "answer":
         assert result.entry is not None and result.entry is result.candidates[0].entry
     assert result.urgent == (result.urgent_kind is not None)
+
+
+def test_clarify_choices_hold_at_most_two_entries_of_one_topic() -> None:
+    from bot.knowledge.model import Entry
+    from bot.matcher.core import Candidate, diversified
+
+    def entry(i: int, topic: str) -> Entry:
+        return Entry(
+            id=f"e{i}",
+            topic=topic,
+            question=f"q{i}",
+            variants=(),
+            keywords=(),
+            answer="a",
+            details=None,
+            basis=(),
+            next_step="n",
+            urgent=False,
+            reviewed=None,
+            source_file="f",
+            source_line=i,
+        )
+
+    ranked = tuple(Candidate(entry(i, t), 1 - i / 10) for i, t in enumerate(["a", "a", "a", "b", "c"]))
+    assert [c.entry.id for c in diversified(ranked)] == ["e0", "e1", "e3", "e2", "e4"]
+    single = tuple(Candidate(entry(i, "a"), 1 - i / 10) for i in range(4))
+    assert [c.entry.id for c in diversified(single)] == ["e0", "e1", "e2", "e3"]

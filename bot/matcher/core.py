@@ -26,6 +26,28 @@ Outcome = Literal["answer", "clarify", "handoff", "smalltalk"]
 SMALLTALK_PRIORITY = ("help", "bye", "thanks", "greeting")
 
 
+def diversified(candidates: tuple[Candidate, ...], *, shown: int = 3, per_topic: int = 2) -> tuple[Candidate, ...]:
+    """Reorder so that the first ``shown`` candidates hold at most ``per_topic`` entries of one topic.
+
+    A long story can make three entries of one wrong topic outscore the right one; a villager
+    offered "1/2/3" is better served by choices that differ. The best candidate stays first.
+    """
+    first: list[Candidate] = []
+    rest: list[Candidate] = []
+    per: dict[str, int] = {}
+    for c in candidates:
+        if len(first) < shown and per.get(c.entry.topic, 0) < per_topic:
+            first.append(c)
+            per[c.entry.topic] = per.get(c.entry.topic, 0) + 1
+        else:
+            rest.append(c)
+    if len(first) < shown:  # too few topics: fill up in score order
+        fill = rest[: shown - len(first)]
+        first += fill
+        rest = rest[len(fill) :]
+    return tuple(first + rest)
+
+
 @dataclass(frozen=True, slots=True)
 class MatcherConfig:
     """Weights and thresholds. The defaults are calibrated on knowledge/eval/tune.tsv, the shared
@@ -216,6 +238,8 @@ class Matcher:
 
     # -- public ------------------------------------------------------------------
     def match(self, text: str) -> MatchResult:
+        """Decide what to do with ``text``. Candidates: the best entry first, then the next best
+        with at most two entries of one topic among the first three (see :func:`diversified`)."""
         kb = self.kb
         synonymised = kb.normalizer.apply_synonyms(fold(text))
         urgent_kind = kb.urgent_rules.kind(synonymised)
@@ -226,10 +250,10 @@ class Matcher:
             return MatchResult("smalltalk", None, 1.0, (), urgent, smalltalk, normalized, urgent_kind, "small talk")
         if not normalized:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "empty")
-        ranked = self.rank(normalized)
+        ranked = self.rank(normalized, limit=8)
         if not ranked:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "no candidate")
-        candidates = tuple(Candidate(e, s) for e, s, _ in ranked)
+        candidates = diversified(tuple(Candidate(e, s) for e, s, _ in ranked))
         top, top_score, top_features = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         cfg = self.config
