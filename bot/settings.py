@@ -95,6 +95,9 @@ class Settings:
     inprocess_worker: bool = field(
         default=True, metadata={"doc": "run the outbox worker inside `lawbot serve` (the embedded SQLite setup)"}
     )
+    first_response_hours: int = field(
+        default=24, metadata={"doc": "working hours (Chinese calendar) staff have for a ticket's first response"}
+    )
     log_level: str = field(default="INFO", metadata={"doc": "logging level"})
     trust_proxy: bool = field(
         default=False, metadata={"doc": "honour X-Forwarded-Proto/For from nginx (Secure cookies behind TLS)"}
@@ -174,6 +177,8 @@ class Settings:
                 parse_rates(self.wechat_rate_limits)
             except ValueError as exc:
                 raise SettingsError(f"LAWBOT_WECHAT_RATE_LIMITS: {exc}") from exc
+        if self.first_response_hours <= 0:
+            raise SettingsError("LAWBOT_FIRST_RESPONSE_HOURS must be a positive number of working hours")
         if self.reply_deadline <= 0 or self.reply_deadline >= 5:
             raise SettingsError("LAWBOT_REPLY_DEADLINE must be between 0 and 5 seconds (WeChat waits 5 s)")
 

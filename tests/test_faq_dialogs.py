@@ -89,17 +89,15 @@ async def test_statute_lookup_by_arabic_and_chinese_numbers(phone: Phone) -> Non
     )
 
 
-async def test_urgent_messages_get_emergency_guidance_first_and_are_recorded(client: Any, phone: Phone) -> None:
-    from bot.storage.models import HandoffRequest
+async def test_urgent_messages_get_emergency_guidance_first_and_an_urgent_ticket(client: Any, phone: Phone) -> None:
+    from bot.storage.tickets import Ticket
 
     reply = await phone.say("俺男人喝了酒就打俺，今天又打了")
-    assert reply.index("110") < reply.index("紧急") + 40
     assert reply.startswith("【紧急提醒】")
+    assert reply.index("110") < 40
     async with client.app[SERVICES].session_factory() as session:
-        count = (
-            await session.execute(select(func.count()).select_from(HandoffRequest).where(HandoffRequest.urgent))
-        ).scalar_one()
-    assert count == 1
+        urgent = (await session.execute(select(func.count()).select_from(Ticket).where(Ticket.urgent))).scalar_one()
+    assert urgent == 1
 
 
 async def test_smalltalk_and_help(phone: Phone) -> None:
@@ -119,16 +117,3 @@ async def test_help_menu_hot_topics_then_pick(phone: Phone) -> None:
     hot = await phone.say("1")
     assert "1." in hot
     assert DISCLAIMER in await phone.say("2")
-
-
-async def test_handoff_always_works_and_uses_the_last_question(client: Any, phone: Phone) -> None:
-    from bot.storage.models import HandoffRequest
-
-    await phone.say("俺家的牛跑到别人地里被扣下了要罚款")
-    reply = await phone.say("转人工")
-    assert "编号" in reply
-    again = await phone.say("人工")
-    assert "已经登记" in again
-    async with client.app[SERVICES].session_factory() as session:
-        request = (await session.execute(select(HandoffRequest))).scalar_one()
-    assert "牛" in request.text

@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from bot.storage.all import load_all
 from bot.storage.db import create_engine
 from bot.storage.migrate import downgrade, upgrade
-from bot.storage.all import load_all
 
 Base = load_all()
 

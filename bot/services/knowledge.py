@@ -28,7 +28,6 @@ REQUIRED_TEXTS = (
     "help",
     "no_match",
     "clarify",
-    "handoff_ack",
     "emergency",
     "voice_unrecognised",
     "media_ack",

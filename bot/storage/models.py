@@ -183,18 +183,3 @@ class KnowledgeGap(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     candidates: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-
-
-class HandoffRequest(Base):
-    """A villager asked for a person (转人工). Tickets build on this."""
-
-    __tablename__ = "handoff_requests"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    openid: Mapped[str] = mapped_column(String(64), index=True)
-    village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"), default=None)
-    text: Mapped[str] = mapped_column(Text, default="")
-    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), default=None, unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="new")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

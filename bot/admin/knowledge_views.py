@@ -1,0 +1,98 @@
+"""The knowledge page: what villagers asked that the FAQ could not answer, and "重新加载知识库"."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from bot.admin import framework as adm
+from bot.storage.models import KnowledgeGap, utcnow
+
+GAP_DAYS_CHOICES = (7, 30, 90)
+
+
+async def knowledge_page(request: web.Request) -> web.StreamResponse:
+    try:
+        days = int(request.query.get("days", "30"))
+    except ValueError:
+        days = 30
+    days = days if days in GAP_DAYS_CHOICES else 30
+    since = utcnow() - dt.timedelta(days=days)
+    services = adm.services(request)
+    holder = services.knowledge_holder
+    kb = services.knowledge.kb
+    async with adm.db(request)() as session, session.begin():
+        by_outcome = dict(
+            (
+                await session.execute(
+                    select(KnowledgeGap.outcome, func.count())
+                    .where(KnowledgeGap.created_at >= since)
+                    .group_by(KnowledgeGap.outcome)
+                )
+            ).all()
+        )
+        repeated = (
+            await session.execute(
+                select(KnowledgeGap.normalized, func.count().label("n"), func.max(KnowledgeGap.text))
+                .where(KnowledgeGap.created_at >= since)
+                .group_by(KnowledgeGap.normalized)
+                .order_by(func.count().desc(), KnowledgeGap.normalized)
+                .limit(30)
+            )
+        ).all()
+        recent = list(
+            (
+                await session.execute(
+                    select(KnowledgeGap)
+                    .where(KnowledgeGap.created_at >= since)
+                    .order_by(KnowledgeGap.id.desc())
+                    .limit(50)
+                )
+            ).scalars()
+        )
+        await adm.audit(session, request, "knowledge.gaps_view", object_type="knowledge", details={"days": days})
+    topics: dict[str, int] = {}
+    for gap in recent:
+        for candidate in gap.candidates[:1]:
+            if isinstance(candidate, dict) and candidate.get("topic"):
+                name = kb.topic_name(str(candidate["topic"]))
+                topics[name] = topics.get(name, 0) + 1
+    return await adm.render(
+        request,
+        "admin/knowledge.html",
+        {
+            "days": days,
+            "choices": GAP_DAYS_CHOICES,
+            "by_outcome": by_outcome,
+            "repeated": [{"normalized": r[0], "count": r[1], "sample": r[2]} for r in repeated],
+            "recent": recent,
+            "near_topics": sorted(topics.items(), key=lambda kv: -kv[1]),
+            "entries": len(kb.entries),
+            "topics_count": len(kb.topics),
+            "loaded_at": services.knowledge.loaded_at,
+            "errors": holder.last_errors,
+            "directory": str(holder.directory),
+        },
+        title="知识库",
+    )
+
+
+async def reload_knowledge(request: web.Request) -> web.StreamResponse:
+    errors = await adm.services(request).knowledge_holder.reload()
+    async with adm.db(request)() as session, session.begin():
+        await adm.audit(session, request, "knowledge.reload", object_type="knowledge", details={"errors": errors[:20]})
+    if errors:
+        adm.flash(request, f"知识库有 {len(errors)} 处错误，没有加载，仍在用旧的版本。详情见下方。", "error")
+    else:
+        adm.flash(request, f"已重新加载知识库：{len(adm.services(request).knowledge.kb.entries)} 条问答。")
+    adm.redirect(request, "admin-knowledge")
+
+
+def setup(app: web.Application) -> None:
+    adm.add_view(app, "GET", "/admin/knowledge", knowledge_page, name="admin-knowledge", roles=adm.ADMIN)
+    adm.add_view(
+        app, "POST", "/admin/knowledge/reload", reload_knowledge, name="admin-knowledge-reload", roles=adm.ADMIN
+    )
+    adm.add_nav(app, "知识库", "admin-knowledge", roles=adm.ADMIN, order=50)
