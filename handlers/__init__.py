@@ -6,9 +6,10 @@ Handlers bound to a wizard state are tried before all of these (see bot.routing.
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import booking, faq, handoff, help, media, system
+from handlers import booking, campaigns, faq, handoff, help, media, system
 
 ROUTERS: tuple[Router, ...] = (
+    campaigns.router,  # 退订/订阅, 往期普法, staff preview binding, MASSSENDJOBFINISH reach
     system.router,  # subscribe, unsubscribe, scans, WeChat's own notices
     media.router,  # voice without recognition, pictures, video, locations, links
     handoff.router,  # 转人工 intake, 我的咨询, follow-ups, 删除我的信息
