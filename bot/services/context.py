@@ -8,6 +8,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.services.knowledge import Knowledge, KnowledgeHolder, Texts
 from bot.settings import Settings
 from bot.storage.db import SessionFactory
@@ -21,6 +23,11 @@ class Services:
     session_factory: SessionFactory
     knowledge_holder: KnowledgeHolder
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.session_factory.kw["bind"]
+        return engine
 
     @property
     def knowledge(self) -> Knowledge:

@@ -87,14 +87,27 @@ def _statements(dialect: str) -> dict[str, Any]:
             index_elements=["openid"], set_={"last_inbound_at": villager.excluded.last_inbound_at}
         ),
         "villager_seen": villager.on_conflict_do_nothing(index_elements=["openid"]),
+        "villager_load": select(Villager).where(Villager.openid == bindparam("openid")),
+        "conversation_load": select(ConversationState).where(ConversationState.openid == bindparam("openid")),
+        "finish": update(InboundMessage)
+        .where(InboundMessage.id == bindparam("inbound_id"))
+        .values(
+            status=bindparam("status"),
+            handler=bindparam("handler"),
+            reply=bindparam("reply", type_=InboundMessage.__table__.c.reply.type),
+            replied_at=bindparam("replied_at"),
+        )
+        .execution_options(synchronize_session=False),
     }
 
 
 async def store(services: Services, msg: Incoming) -> Stored:
     """Save the push (and touch the villager) before anything else happens."""
     now = utcnow()
-    async with services.session_factory() as session, session.begin():
-        sql = _statements(session.get_bind().dialect.name)
+    # Core on a plain connection, not an ORM session: this runs for every push and the ORM's
+    # unit of work would triple its cost (bench/webhook_load.py).
+    async with services.engine.begin() as session:
+        sql = _statements(session.dialect.name)
         params = {
             "dedup_key": msg.dedup_key,
             "openid": msg.openid,
@@ -181,8 +194,9 @@ class Pipeline:
         services = self.services
         now = utcnow()
         async with services.session_factory() as session, session.begin():
+            sql = _statements(session.get_bind().dialect.name)
             villager = await _villager(session, msg)
-            conv = await session.get(ConversationState, msg.openid)
+            conv = (await session.execute(sql["conversation_load"], {"openid": msg.openid})).scalar_one_or_none()
             if conv is None:
                 conv = ConversationState(openid=msg.openid, data={}, context={})
                 if msg.event not in SYSTEM_EVENTS:
@@ -226,7 +240,8 @@ class Pipeline:
 async def _villager(session: AsyncSession, msg: Incoming) -> Villager:
     if msg.event in SYSTEM_EVENTS:
         return Villager(openid=msg.openid)  # transient: system events are not from a villager
-    villager = (await session.execute(select(Villager).where(Villager.openid == msg.openid))).scalar_one()
+    sql = _statements(session.get_bind().dialect.name)
+    villager: Villager = (await session.execute(sql["villager_load"], {"openid": msg.openid})).scalar_one()
     return villager
 
 
@@ -252,13 +267,13 @@ async def _finish(
             source=f"inbound:{inbound_id}",
         )
     await session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == inbound_id)
-        .values(
-            status=status or ("deferred" if deferred else "replied"),
-            handler=handler_name,
+        _statements(session.get_bind().dialect.name)["finish"],
+        {
+            "inbound_id": inbound_id,
+            "status": status or ("deferred" if deferred else "replied"),
+            "handler": handler_name,
             # a retry after a deferral must not get the answer twice: it gets `success`
-            reply={"type": "none"} if deferred else reply_json,
-            replied_at=dt.datetime.now(dt.UTC),
-        )
+            "reply": {"type": "none"} if deferred else reply_json,
+            "replied_at": dt.datetime.now(dt.UTC),
+        },
     )

@@ -37,11 +37,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.settings import Settings
 from bot.storage.db import SessionFactory, create_engine, create_session_factory
@@ -156,18 +156,24 @@ async def enqueue(
     return row
 
 
-async def release_held(session: AsyncSession, openid: str) -> int:
+_RELEASE_HELD = (
+    update(OutboxMessage)
+    .where(OutboxMessage.openid == bindparam("release_openid"), OutboxMessage.status == "held")
+    .values(
+        status="pending", next_attempt_at=bindparam("release_now"), claimed_by=None, claimed_at=None, last_error=None
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+async def release_held(session: AsyncSession | AsyncConnection, openid: str) -> int:
     """The villager wrote again: re-queue their held messages (in the caller's transaction).
 
     Call it in the transaction that sets ``Villager.last_inbound_at``, after that update: a worker
     that is holding one of the villager's messages at that moment sees the new time and re-queues
-    the message itself. Returns how many rows were released."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.openid == openid, OutboxMessage.status == "held")
-        .values(status="pending", next_attempt_at=utcnow(), claimed_by=None, claimed_at=None, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
+    the message itself. Returns how many rows were released. (Runs on every push: the statement
+    is built once.)"""
+    result = await session.execute(_RELEASE_HELD, {"release_openid": openid, "release_now": utcnow()})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

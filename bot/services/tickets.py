@@ -24,6 +24,7 @@ the operator CLI and the periodic job. Every function works inside the caller's 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import importlib.util
 import logging
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, false, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -572,19 +573,25 @@ async def latest_open_ticket(session: AsyncSession, openid: str) -> Ticket | Non
     ).scalar_one_or_none()
 
 
+@functools.cache
+def _followup_query() -> Any:
+    # asked for every villager message: built once
+    return (
+        select(Ticket)
+        .where(
+            Ticket.openid == bindparam("openid"),
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.last_staff_reply_at >= bindparam("since"),
+        )
+        .order_by(Ticket.last_staff_reply_at.desc())
+        .limit(1)
+    )
+
+
 async def followup_ticket(session: AsyncSession, openid: str, now: dt.datetime) -> Ticket | None:
     """The open ticket staff replied to within 48 hours, unless the villager said "结束" since."""
-    ticket = (
-        await session.execute(
-            select(Ticket)
-            .where(
-                Ticket.openid == openid,
-                Ticket.status.in_(OPEN_STATUSES),
-                Ticket.last_staff_reply_at >= now - FOLLOWUP_WINDOW,
-            )
-            .order_by(Ticket.last_staff_reply_at.desc())
-            .limit(1)
-        )
+    ticket: Ticket | None = (
+        await session.execute(_followup_query(), {"openid": openid, "since": now - FOLLOWUP_WINDOW})
     ).scalar_one_or_none()
     if ticket is None or ticket.last_staff_reply_at is None:
         return None
