@@ -73,9 +73,12 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
 @main.command()
 def worker() -> None:
     """Deliver the outbox and run periodic jobs (reminders, escalations, campaigns, recovery)."""
+    import logging
+
     from bot.services.jobs import run_worker_and_jobs
 
     settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_worker_and_jobs(settings))
 
 

@@ -72,3 +72,21 @@ def test_serve_prints_where_things_are_and_chat_talks_to_it(served: tuple[dict[s
     assert "西竹园村" in chat.stdout  # the welcome after subscribing through village 2's QR code
     assert "乡法通>" in chat.stdout
     assert "宅基地" in chat.stdout
+
+
+def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    env = {
+        **os.environ,
+        "LAWBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'lawbot.sqlite3'}",
+        "LAWBOT_WECHAT_API_BASE": "http://127.0.0.1:9",
+        "LAWBOT_LOG_LEVEL": "INFO",
+    }
+    assert subprocess.run([*LAWBOT, "db", "upgrade"], env=env, capture_output=True, timeout=60).returncode == 0
+    worker = subprocess.Popen([*LAWBOT, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2.5)  # started, idle: nothing due in the outbox
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=20)
+    assert worker.returncode == 0, out
+    assert "stopped" in out and "Traceback" not in out

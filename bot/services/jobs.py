@@ -92,26 +92,24 @@ async def run_jobs_forever(
 async def run_worker_and_jobs(
     settings: Settings, stop: asyncio.Event | None = None, *, session_factory: SessionFactory | None = None
 ) -> None:
-    """Outbox delivery and periodic jobs side by side until ``stop`` (or SIGTERM/SIGINT)."""
-    import signal
+    """Outbox delivery and periodic jobs side by side until ``stop`` (or SIGTERM/SIGINT).
 
-    from bot.services.outbox import run_worker
+    Both share one engine: on SQLite there is one connection per process (it runs on the loop
+    thread, and a second connection waiting for the write lock would stall the loop)."""
+    from bot.services.outbox import run_worker, stop_on_signals
+    from bot.storage.db import create_engine, create_session_factory
 
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+    engine = None
+    if session_factory is None:
+        engine = create_engine(settings.database_url)
+        session_factory = create_session_factory(engine)
+    sessions = session_factory
     try:
-        await asyncio.gather(
-            run_worker(settings, stop, session_factory=session_factory),
-            run_jobs_forever(settings, stop, session_factory),
-        )
+        with stop_on_signals(stop) as until:
+            await asyncio.gather(
+                run_worker(settings, until, session_factory=sessions),
+                run_jobs_forever(settings, until, sessions),
+            )
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
+        if engine is not None:
+            await engine.dispose()

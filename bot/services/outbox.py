@@ -33,7 +33,7 @@ import random
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +229,29 @@ class WorkerStats:
     held: int = 0
     reclaimed: int = 0
     batches: int = 0
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event | None) -> Iterator[asyncio.Event]:
+    """``stop`` as given, or (for a process of its own, e.g. `lawbot worker`) a new event that
+    SIGTERM and SIGINT set while the block runs."""
+    if stop is not None:
+        yield stop
+        return
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, event.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+            pass
+    try:
+        yield event
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 def client_msg_id(idempotency_key: str) -> str:
@@ -622,21 +645,10 @@ async def run_worker(
         )
     )
     client = WeChatClient.from_settings(settings, token_store=store, rate_limiter=limiter)
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
-                pass
     try:
-        await OutboxWorker(settings, session_factory, client, policy=policy, worker_id=worker_id).run(stop)
+        with stop_on_signals(stop) as until:
+            await OutboxWorker(settings, session_factory, client, policy=policy, worker_id=worker_id).run(until)
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
         await client.close()
         if rate_limiter is None:
             await limiter.close()
