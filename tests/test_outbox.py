@@ -529,3 +529,58 @@ async def test_kill_9_mid_batch_delivers_at_least_once(
         assert duplicates <= in_flight  # only messages in flight when the first worker died
     finally:
         await engine.dispose()
+
+
+async def test_ten_thousand_customer_service_messages_are_paced_not_dropped(
+    settings: Settings, session_factory: Any, fake_server: FakeWeChatServer
+) -> None:
+    """A backlog larger than the rate limit allows at once: every message goes out, at the limit's pace."""
+    from bot.wechat.ratelimit import parse_rates
+
+    total, per_second = 10_000, 2_000
+    now = utcnow()
+    async with session_factory() as s, s.begin():
+        s.add(Villager(openid="o_backlog", last_inbound_at=now))
+        await s.execute(
+            OutboxMessage.__table__.insert(),
+            [
+                {
+                    "kind": "cs_text",
+                    "openid": "o_backlog",
+                    "payload": {"content": f"m{i}"},
+                    "idempotency_key": f"backlog:{i}",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for i in range(total)
+            ],
+        )
+    limiter = RateLimiter(parse_rates(f"cs={per_second}/1s burst 20"))
+    client = WeChatClient.from_settings(settings, token_store=DbTokenStore(session_factory), rate_limiter=limiter)
+    worker = OutboxWorker(settings, session_factory, client, policy=OutboxPolicy(batch_size=500, idle_sleep=0.01))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def stop_when_done() -> None:
+        while fake_server.fake.counts[CS] < total:
+            await asyncio.sleep(0.05)
+        stop.set()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(stop_when_done(), worker.run(stop)), 60)
+    finally:
+        await client.close()
+    elapsed = loop.time() - started
+    assert elapsed >= (total - 20) / per_second * 0.95  # paced by the limit...
+    times = sorted(c.at for c in fake_server.fake.calls_to(CS))
+    busiest = max(sum(1 for t in times[i : i + per_second * 2] if t - times[i] < 1.0) for i in range(0, total, 250))
+    assert busiest <= (per_second + 20) * 1.02  # no second ever saw more than the limit (plus the burst)
+    async with session_factory() as s:
+        by_status = dict(
+            (await s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))).all()
+        )
+    assert by_status == {"sent": total}  # ...and none dropped or failed
+    assert fake_server.fake.counts[CS] == total
