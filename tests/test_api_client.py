@@ -104,6 +104,7 @@ async def test_mass_send(client: WeChatClient, fake: FakeWeChat) -> None:
     tag = await client.create_tag("观音寺村")
     result = await client.mass_send_by_tag(text_message("普法宣传"), tag_id=tag.id, clientmsgid="campaign-1")
     assert result.msg_id > 0
+    fake.drafts["MID"] = []  # mpnews needs a draft media_id (see test_add_image_material_and_draft)
     await client.mass_send_by_tag(mpnews_message("MID"), is_to_all=True)
     (first, second) = [c.body for c in fake.calls_to("/cgi-bin/message/mass/sendall")]
     assert first["filter"] == {"is_to_all": False, "tag_id": tag.id}

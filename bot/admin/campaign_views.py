@@ -326,6 +326,7 @@ async def campaign_page(request: web.Request) -> web.StreamResponse:
         {
             "c": c,
             "message": svc.message_text(c),
+            "mpnews_ready": svc.mpnews_ready(c),
             "previews": previews,
             "preview_ok": any(p.preview.version == c.version and p.status == "sent" for p in previews),
             "parts": parts,

@@ -6,6 +6,12 @@ call, and can inject faults into the next N calls (sleep/timeout, an errcode suc
 45015 or 43004, HTTP 500, invalidating every token). The 48-hour window is not simulated; inject
 45015 to test it.
 
+Articles for mass sending: ``/cgi-bin/material/add_material`` (multipart ``media``) issues image
+media_ids, ``/cgi-bin/draft/add`` issues draft media_ids (its ``thumb_media_id`` must be an issued
+image), and mass sendall/send/preview accept ``mpnews`` only with an issued draft media_id (else 40007).
+``GET /_fake/cover.png`` serves a small PNG (no token) to use as a cover URL (any other
+``/_fake/…`` image path is a 404).
+
 ``create_fake_wechat_app(appid, secret)`` returns the application; its state is
 ``app[FAKE_WECHAT]`` (a :class:`FakeWeChat`). Mounted as a sub-app, paths are relative to the mount
 point. JSON views for the dev simulator: ``GET /_fake/calls``, ``POST /_fake/reset``,
@@ -149,6 +155,9 @@ class FakeWeChat:
         self.menu: dict[str, Any] | None = None
         self.clientmsgids: dict[str, int] = {}
         self.template_client_msg_ids: dict[tuple[str, str], int] = {}
+        #: permanent image materials (media_id → bytes) and drafts (media_id → articles)
+        self.materials: dict[str, bytes] = {}
+        self.drafts: dict[str, list[dict[str, Any]]] = {}
         self._next_id = 1000
         self._next_tag = 100
         self.clock_offset = 0.0
@@ -233,7 +242,10 @@ class FakeWeChat:
         self.counts[path] += 1
         self.calls.append(call)
         try:
-            if request.method == "POST":
+            if request.method == "POST" and request.content_type.startswith("multipart/"):
+                body = await _read_multipart(request)
+                call.body = _describe_multipart(body)
+            elif request.method == "POST":
                 raw = await request.read()
                 try:
                     body = json.loads(raw) if raw else None
@@ -284,6 +296,29 @@ def _openid(fake: FakeWeChat, value: Any) -> str:
     return value
 
 
+async def _read_multipart(request: web.Request) -> dict[str, Any]:
+    """A multipart form: field → str, or (filename, content_type, bytes) for a file."""
+    fields: dict[str, Any] = {}
+    try:
+        form = await request.post()
+    except ValueError:
+        raise FakeError(47001, "data format error") from None
+    for name, value in form.items():
+        if isinstance(value, web.FileField):
+            fields[name] = (value.filename, value.content_type, value.file.read())
+        else:
+            fields[name] = str(value)
+    return fields
+
+
+def _describe_multipart(fields: dict[str, Any]) -> dict[str, Any]:
+    """What the call record keeps of a multipart form (files as name, type and size)."""
+    return {
+        k: {"filename": v[0], "content_type": v[1], "size": len(v[2])} if isinstance(v, tuple) else v
+        for k, v in fields.items()
+    }
+
+
 def _msgtype(body: dict[str, Any], allowed: frozenset[str]) -> str:
     msgtype = body.get("msgtype")
     if msgtype not in allowed or not isinstance(body.get(msgtype), dict):
@@ -292,6 +327,12 @@ def _msgtype(body: dict[str, Any], allowed: frozenset[str]) -> str:
     if msgtype == "text" and not body["text"].get("content"):
         raise FakeError(44003, "empty news data")
     return msgtype
+
+
+def _check_mass_media(fake: FakeWeChat, body: dict[str, Any]) -> None:
+    """An mpnews mass message must name a draft made by /cgi-bin/draft/add."""
+    if body.get("msgtype") == "mpnews" and body["mpnews"].get("media_id") not in fake.drafts:
+        raise FakeError(40007, "invalid media_id")
 
 
 OK: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
@@ -366,6 +407,7 @@ async def _subscribe_send(fake: FakeWeChat, request: web.Request, body: Any) -> 
 
 def _mass_common(fake: FakeWeChat, data: dict[str, Any]) -> dict[str, Any] | None:
     _msgtype(data, MASS_MSGTYPES)
+    _check_mass_media(fake, data)
     clientmsgid = data.get("clientmsgid")
     if clientmsgid is not None:
         if len(str(clientmsgid)) > 64:
@@ -414,6 +456,7 @@ async def _mass_preview(fake: FakeWeChat, request: web.Request, body: Any) -> di
     data = _body(body)
     _openid(fake, data.get("touser"))
     _msgtype(data, MASS_MSGTYPES)
+    _check_mass_media(fake, data)
     return {"errcode": 0, "errmsg": "preview success", "msg_id": fake._new_id()}
 
 
@@ -556,6 +599,43 @@ async def _media_get(fake: FakeWeChat, request: web.Request, body: Any) -> dict[
     )
 
 
+IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/bmp": ".bmp"}
+IMAGE_MAX = 10 * 1024 * 1024
+
+
+async def _add_material(fake: FakeWeChat, request: web.Request, body: Any) -> dict[str, Any]:
+    if request.query.get("type") != "image":
+        raise FakeError(40004, "invalid media type")
+    media = body.get("media") if isinstance(body, dict) else None
+    if not isinstance(media, tuple) or not media[2]:
+        raise FakeError(41005, "media data missing")
+    filename, _content_type, content = media
+    suffix = "." + str(filename or "").rsplit(".", 1)[-1].lower() if "." in str(filename or "") else ""
+    if suffix not in (*IMAGE_TYPES.values(), ".jpeg"):
+        raise FakeError(40005, "invalid file type")
+    if len(content) > IMAGE_MAX:
+        raise FakeError(40009, "invalid image size")
+    media_id = f"IMG_{secrets.token_urlsafe(12)}"
+    fake.materials[media_id] = bytes(content)
+    return {"media_id": media_id, "url": f"{request.url.origin()}/_fake/material/{media_id}", "item": []}
+
+
+async def _draft_add(fake: FakeWeChat, request: web.Request, body: Any) -> dict[str, Any]:
+    articles = _body(body).get("articles")
+    if not isinstance(articles, list) or not articles or len(articles) > 8:
+        raise FakeError(45008, "article size out of limit")
+    for article in articles:
+        if not isinstance(article, dict) or not article.get("title") or not article.get("content"):
+            raise FakeError(44003, "empty news data")
+        if article.get("thumb_media_id") not in fake.materials:
+            raise FakeError(40007, "invalid media_id")
+        if len(str(article.get("digest", ""))) > 120:
+            raise FakeError(45004, "description size out of limit")
+    media_id = f"DRAFT_{secrets.token_urlsafe(12)}"
+    fake.drafts[media_id] = [dict(a) for a in articles]
+    return {"media_id": media_id}
+
+
 ENDPOINTS: dict[str, tuple[str, Handler]] = {
     "/cgi-bin/stable_token": ("POST", _stable_token),
     "/cgi-bin/token": ("GET", _token),
@@ -574,6 +654,8 @@ ENDPOINTS: dict[str, tuple[str, Handler]] = {
     "/cgi-bin/get_current_selfmenu_info": ("GET", _selfmenu_info),
     "/cgi-bin/user/info": ("GET", _user_info),
     "/cgi-bin/media/get": ("GET", _media_get),
+    "/cgi-bin/material/add_material": ("POST", _add_material),
+    "/cgi-bin/draft/add": ("POST", _draft_add),
 }
 
 FAKE_WECHAT: web.AppKey[FakeWeChat] = web.AppKey("fake_wechat", FakeWeChat)
@@ -594,6 +676,11 @@ async def _view_calls(request: web.Request) -> web.Response:
     return web.json_response(
         {"calls": calls, "counts": dict(fake.counts)}, dumps=lambda o: json.dumps(o, ensure_ascii=False)
     )
+
+
+async def _view_cover(request: web.Request) -> web.Response:
+    """A small PNG anyone may fetch (a cover image URL for tests and the simulator)."""
+    return web.Response(body=PNG_1X1, content_type="image/png")
 
 
 async def _view_reset(request: web.Request) -> web.Response:
@@ -624,6 +711,7 @@ def create_fake_wechat_app(
     for path, (method, handler) in ENDPOINTS.items():
         app.router.add_route(method, path, _endpoint(path, handler))
     app.router.add_get("/_fake/calls", _view_calls)
+    app.router.add_get("/_fake/cover.png", _view_cover)
     app.router.add_post("/_fake/reset", _view_reset)
     app.router.add_route("*", "/_fake/faults", _view_faults)
     return app

@@ -23,23 +23,36 @@ The life of a campaign::
 * Village tags: :func:`sync_village_tags` creates a WeChat tag per village on demand and puts
   followers in the tag of their village (batches of ≤ 50, paced by the API client's rate limiter),
   from the difference between ``villagers`` and ``village_tag_members``, so a rerun is a no-op.
+* 图文 (news) campaigns: one WITH a cover image goes out as ``mpnews``. The worker (:func:`tick`, never a
+  web request) downloads the cover (:func:`fetch_cover`: http(s), ≤ 2 MB, an image), uploads it as a
+  permanent image material, makes a WeChat draft of the article (:func:`prepare_news`) and keeps the
+  draft's ``media_id`` for the campaign's current version; an edit that changes the content makes a new
+  version, so it is prepared again. A preview requested before that waits (status ``preparing``) and is
+  queued once the draft exists; a due campaign waits too (retried every tick, failed after
+  ``SEND_GRACE``). A failure is kept in ``mpnews_error`` as a sentence for staff. A news campaign
+  WITHOUT a cover cannot be an mpnews (WeChat needs a thumb), so it still goes out as text with its link
+  (:func:`message_text`).
 * Follow-ups: an optional customer-service notice after the broadcast, only to villagers in the
   48-hour window who have not sent "退订".
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
+import html
 import logging
 import math
 import re
 import secrets
+import urllib.parse
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -61,7 +74,14 @@ from bot.storage.campaigns import (
 )
 from bot.storage.db import SessionFactory
 from bot.storage.models import OutboxMessage, Village, Villager, utcnow
-from bot.wechat.api import MASS_OPENIDS_MAX, MASS_OPENIDS_MIN, TAG_BATCH_MAX, WeChatClient, text_message
+from bot.wechat.api import (
+    MASS_OPENIDS_MAX,
+    MASS_OPENIDS_MIN,
+    TAG_BATCH_MAX,
+    WeChatClient,
+    mpnews_message,
+    text_message,
+)
 from bot.wechat.errors import PermanentError, WeChatError
 from bot.wechat.ratelimit import RateLimiter
 from bot.wechat.token import token_store_for
@@ -88,11 +108,19 @@ FOLLOW_UP_WINDOW = dt.timedelta(hours=47)
 TAG_BATCHES_PER_TICK = 40
 #: how long a sent part waits for its MASSSENDJOBFINISH to be matched by order
 REPORT_MATCH_WINDOW = dt.timedelta(days=3)
+#: a news campaign's cover: download limits, and what WeChat takes as an image material
+COVER_MAX_BYTES = 2 * 1024 * 1024
+COVER_TIMEOUT = 20.0
+COVER_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/gif": "gif", "image/bmp": "bmp"}
+#: a draft article's digest (WeChat's limit)
+MAX_DIGEST = 120
 
 ROLES_DRAFT = frozenset({"admin", "mediator"})
 ROLES_APPROVE = frozenset({"admin"})
 
 EDITABLE = ("draft", "awaiting_approval")
+#: statuses in which a news campaign's article is prepared (and previewed)
+PREPARABLE = ("draft", "awaiting_approval", "scheduled")
 CANCELLABLE = ("draft", "awaiting_approval", "scheduled")
 #: statuses that use quota when planning (approval) and when sending
 PLANNED = ("scheduled", "sending", "sent", "failed")
@@ -155,6 +183,10 @@ class QuotaExceeded(CampaignError):
 
 class NotFound(CampaignError):
     pass
+
+
+class NotPrepared(CampaignError):
+    """A news campaign with a cover whose WeChat draft (mpnews) is not ready for its current version."""
 
 
 @dataclass(frozen=True)
@@ -342,8 +374,9 @@ def _content_fingerprint(c: Campaign) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- the message
 def message_text(c: Campaign) -> str:
-    """What villagers read. A news campaign goes out as text with its link (WeChat turns it into a link);
-    mass-sent 图文 would need the article uploaded as WeChat material first."""
+    """What villagers read as text. A news campaign with a cover goes out as an mpnews article (see
+    :func:`build_message`); one without a cover goes out as this text with its link (WeChat makes the
+    link clickable), since an mpnews needs a cover image."""
     if c.kind == "news":
         parts = [f"【{c.article_title}】"]
         if c.article_description:
@@ -353,9 +386,52 @@ def message_text(c: Campaign) -> str:
     return c.text
 
 
+def uses_mpnews(c: Campaign) -> bool:
+    """Sent as an mpnews article: a news campaign with a cover image."""
+    return c.kind == "news" and bool(c.article_cover_url)
+
+
+def mpnews_ready(c: Campaign) -> bool:
+    """The WeChat draft for the campaign's current version exists."""
+    return uses_mpnews(c) and bool(c.mpnews_media_id) and c.mpnews_version == c.version
+
+
 def build_message(c: Campaign) -> dict[str, Any]:
-    """The mass-send (and preview) body."""
+    """The mass-send (and preview) body: mpnews of the prepared draft for a news campaign with a cover
+    (:class:`NotPrepared` until the worker has made it), otherwise text."""
+    if uses_mpnews(c):
+        if not mpnews_ready(c) or c.mpnews_media_id is None:
+            raise NotPrepared("图文素材还在准备中（上传封面、生成图文），请稍等。")
+        return mpnews_message(c.mpnews_media_id)
     return text_message(message_text(c))
+
+
+def article_digest(c: Campaign) -> str:
+    text = " ".join(c.article_description.split())
+    return text if len(text) <= MAX_DIGEST else text[: MAX_DIGEST - 1] + "…"
+
+
+def article_html(c: Campaign) -> str:
+    """The draft article's body: the description's paragraphs (escaped) and a link to the full article."""
+    paragraphs = [line.strip() for line in c.article_description.splitlines() if line.strip()] or [c.article_title]
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return body + f'<p><a href="{html.escape(c.article_url, quote=True)}">点这里看全文</a></p>'
+
+
+def draft_articles(c: Campaign, thumb_media_id: str) -> list[dict[str, Any]]:
+    """``/cgi-bin/draft/add``'s ``articles`` for a news campaign."""
+    return [
+        {
+            "title": c.article_title,
+            "author": "",
+            "digest": article_digest(c),
+            "content": article_html(c),
+            "content_source_url": c.article_url,
+            "thumb_media_id": thumb_media_id,
+            "need_open_comment": 0,
+            "only_fans_can_comment": 0,
+        }
+    ]
 
 
 def excerpt(c: Campaign, length: int = 60) -> str:
@@ -437,6 +513,7 @@ async def update_campaign(
         raise CampaignError(errors[0], errors=errors)
     if _apply(c, data):
         c.version += 1
+        c.mpnews_error = ""  # about the previous version
     c.status = "draft"
     c.submitted_at = None
     c.updated_by_name = actor.name
@@ -516,26 +593,34 @@ async def request_preview(
     session.add(preview)
     await session.flush()
     preview.idempotency_key = preview_key(c, preview.id)
+    if uses_mpnews(c) and not mpnews_ready(c):
+        return preview  # the worker prepares the article, then queues this preview (_queue_previews)
+    await _queue_preview(session, c, preview)
+    return preview
+
+
+async def _queue_preview(session: AsyncSession, c: Campaign, preview: CampaignPreview) -> None:
     await enqueue(
         session,
         kind="mass_preview",
-        openid=actor.openid,
+        openid=preview.openid,
         payload={"message": build_message(c)},
         idempotency_key=preview.idempotency_key,
         source=f"campaign:{c.id}",
     )
-    return preview
 
 
 @dataclass(frozen=True)
 class PreviewState:
     preview: CampaignPreview
-    status: str  # pending | sending | sent | failed | held | missing
+    status: str  # preparing | pending | sending | sent | failed | held | missing
     error: str
 
 
 async def previews(session: AsyncSession, campaign_id: int) -> list[PreviewState]:
-    """Previews of a campaign, newest first, with their delivery status from the outbox."""
+    """Previews of a campaign, newest first, with their delivery status from the outbox
+    (``preparing``: waiting for the worker to make the article; ``error`` says why it is late)."""
+    c = await session.get(Campaign, campaign_id)
     rows = (
         await session.execute(
             select(CampaignPreview, OutboxMessage.status, OutboxMessage.last_error)
@@ -544,7 +629,17 @@ async def previews(session: AsyncSession, campaign_id: int) -> list[PreviewState
             .order_by(CampaignPreview.id.desc())
         )
     ).all()
-    return [PreviewState(p, status or "missing", error or "") for p, status, error in rows]
+    states: list[PreviewState] = []
+    for p, status, error in rows:
+        if status is None and c is not None and _preview_waits(c, p):
+            states.append(PreviewState(p, "preparing", c.mpnews_error))
+        else:
+            states.append(PreviewState(p, status or "missing", error or ""))
+    return states
+
+
+def _preview_waits(c: Campaign, p: CampaignPreview) -> bool:
+    return uses_mpnews(c) and p.version == c.version and c.status in PREPARABLE
 
 
 async def preview_ok(session: AsyncSession, c: Campaign) -> bool:
@@ -1104,6 +1199,10 @@ async def start_sending(session: AsyncSession, settings: Settings, campaign_id: 
         return False
     c = await get_campaign(session, campaign_id)
     await session.refresh(c)
+    if uses_mpnews(c) and not mpnews_ready(c):  # dispatch_due prepares first; this is a safety net
+        c.status, c.sending_at = "scheduled", None
+        c.last_error = "图文素材还没准备好，稍后重试。" + (c.mpnews_error or "")
+        return False
     check = await check_quota(session, settings, c, now=now, planned=False)
     if not check.ok:
         c.status = "failed"
@@ -1139,13 +1238,228 @@ async def start_sending(session: AsyncSession, settings: Settings, campaign_id: 
     return True
 
 
+# ---------------------------------------------------------------- news campaigns as mpnews
+class CoverError(Exception):
+    """The cover image could not be fetched: ``message`` is a sentence for staff (Chinese)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Cover:
+    content: bytes
+    content_type: str
+    filename: str
+
+
+def _is_internal_host(host: str) -> bool:
+    import ipaddress
+    import socket
+
+    try:
+        addresses = [ipaddress.ip_address(host)]  # an address literal needs no lookup
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, None)]
+        except OSError:
+            return False  # unresolvable: the download itself will fail with a clear message
+    return any(
+        a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_unspecified for a in addresses
+    )
+
+
+async def fetch_cover(
+    url: str,
+    *,
+    seconds: float = COVER_TIMEOUT,
+    max_bytes: int = COVER_MAX_BYTES,
+    allow_internal: bool = False,
+) -> Cover:
+    """Download a campaign's cover image: http(s) only, within ``seconds``, ≤ ``max_bytes``, and an
+    image type WeChat takes (JPG, PNG, GIF, BMP). Raises :class:`CoverError`.
+
+    Addresses inside the server's own network (loopback, private, link-local) are refused unless
+    ``allow_internal``: a staff-entered URL must not make the server fetch from its neighbours."""
+    if not is_web_url(url):
+        raise CoverError("封面图片网址必须是 http:// 或 https:// 开头。")
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if not allow_internal and await asyncio.to_thread(_is_internal_host, host):
+        raise CoverError("封面图片网址指向内部网络地址，不能使用；请用公开网站上的图片网址。")
+    client_timeout = aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
+    too_big = f"封面图片太大（超过 {max_bytes // (1024 * 1024)} MB），请换一张小一些的图片。"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=client_timeout, headers={"User-Agent": "lawbot"}) as http,
+            http.get(url, max_redirects=5) as resp,
+        ):
+            if resp.status != 200:
+                raise CoverError(f"下载封面图片失败：网址返回 HTTP {resp.status}，请检查封面图片网址。")
+            content_type = resp.content_type.lower()
+            if not content_type.startswith("image/"):
+                raise CoverError(f"封面网址打开的不是图片（{content_type or '未知类型'}），请换成图片的网址。")
+            if content_type not in COVER_TYPES:
+                raise CoverError(f"封面图片格式（{content_type}）微信不支持，请用 JPG、PNG、GIF 或 BMP 图片。")
+            if resp.content_length is not None and resp.content_length > max_bytes:
+                raise CoverError(too_big)
+            data = bytearray()
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise CoverError(too_big)
+    except TimeoutError as exc:
+        raise CoverError(f"下载封面图片超时（{seconds:g} 秒），请检查封面图片网址。") from exc
+    except aiohttp.ClientError as exc:
+        raise CoverError(f"下载封面图片失败（{type(exc).__name__}），请检查封面图片网址。") from exc
+    if not data:
+        raise CoverError("封面图片是空的，请换一张图片。")
+    return Cover(bytes(data), content_type, f"cover.{COVER_TYPES[content_type]}")
+
+
+async def _set_campaign(session_factory: SessionFactory, campaign_id: int, **values: Any) -> None:
+    async with session_factory() as session, session.begin():
+        await session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
+
+
+async def prepare_news(
+    session_factory: SessionFactory, client: WeChatClient, campaign_id: int
+) -> tuple[str | None, str]:
+    """Make the WeChat draft (mpnews) of a news campaign's current version, once.
+
+    Uploads the cover (kept by URL, so a retry or a new version with the same cover does not upload it
+    again), then ``/cgi-bin/draft/add``. Returns ``(media_id, "")``, or ``(None, error)`` with the error
+    kept in ``mpnews_error`` for staff (the next tick tries again)."""
+    async with session_factory() as session:
+        c = await get_campaign(session, campaign_id)
+        if not uses_mpnews(c):
+            return None, ""
+        if mpnews_ready(c):
+            return c.mpnews_media_id, ""
+        version, cover_url = c.version, c.article_cover_url
+        thumb = c.mpnews_thumb_media_id if c.mpnews_thumb_url == cover_url else None
+        [article] = draft_articles(c, thumb_media_id="")  # read now: the session closes before the calls
+    try:
+        if thumb is None:
+            # internal addresses only where the WeChat API itself is local (tests, `serve --dev`)
+            local_api = urllib.parse.urlsplit(client.api_base).hostname in ("127.0.0.1", "localhost", "::1")
+            cover = await fetch_cover(cover_url, allow_internal=local_api)
+            thumb = await client.add_image_material(cover.content, cover.filename, cover.content_type)
+            await _set_campaign(session_factory, campaign_id, mpnews_thumb_media_id=thumb, mpnews_thumb_url=cover_url)
+        media_id = await client.add_draft([{**article, "thumb_media_id": thumb}])
+    except CoverError as exc:
+        error = exc.message
+    except PermanentError as exc:
+        if exc.errcode == 40007:  # the uploaded cover is gone (deleted in the console): upload it again
+            await _set_campaign(session_factory, campaign_id, mpnews_thumb_media_id=None, mpnews_thumb_url="")
+        error = f"上传图文到微信失败：{exc.reason}"
+    except WeChatError as exc:
+        error = f"上传图文到微信失败，稍后重试：{exc.reason}"
+    else:
+        async with session_factory() as session, session.begin():
+            await session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.version == version)  # not edited meanwhile
+                .values(mpnews_media_id=media_id, mpnews_version=version, mpnews_error="")
+            )
+        return media_id, ""
+    log.warning("campaign %s: preparing the article failed: %s", campaign_id, error)
+    await _set_campaign(session_factory, campaign_id, mpnews_error=error)
+    return None, error
+
+
+async def _queue_previews(session_factory: SessionFactory, campaign_id: int) -> int:
+    """Queue the previews that waited for the article (once it is ready). Returns how many."""
+    async with session_factory() as session, session.begin():
+        c = await get_campaign(session, campaign_id)
+        if not mpnews_ready(c) or c.status not in PREPARABLE:
+            return 0
+        waiting = list(
+            (
+                await session.execute(
+                    select(CampaignPreview)
+                    .outerjoin(OutboxMessage, OutboxMessage.idempotency_key == CampaignPreview.idempotency_key)
+                    .where(
+                        CampaignPreview.campaign_id == campaign_id,
+                        CampaignPreview.version == c.version,
+                        OutboxMessage.idempotency_key.is_(None),
+                    )
+                    .order_by(CampaignPreview.id)
+                )
+            ).scalars()
+        )
+        for preview in waiting:
+            await _queue_preview(session, c, preview)
+        return len(waiting)
+
+
+async def prepare_news_campaigns(session_factory: SessionFactory, api: _Api, now: dt.datetime) -> list[int]:
+    """Every tick: news campaigns with a cover whose current version has a preview waiting, or that are
+    scheduled for later, get their article prepared (due ones: :func:`dispatch_due`); waiting previews
+    are then queued. Returns the ids prepared."""
+    news = (Campaign.kind == "news", Campaign.article_cover_url != "")
+    async with session_factory() as session:
+        previewing = set(
+            (
+                await session.execute(
+                    select(Campaign.id)
+                    .join(
+                        CampaignPreview,
+                        (CampaignPreview.campaign_id == Campaign.id) & (CampaignPreview.version == Campaign.version),
+                    )
+                    .outerjoin(OutboxMessage, OutboxMessage.idempotency_key == CampaignPreview.idempotency_key)
+                    .where(*news, Campaign.status.in_(PREPARABLE), OutboxMessage.idempotency_key.is_(None))
+                )
+            ).scalars()
+        )
+        scheduled = set(
+            (
+                await session.execute(
+                    select(Campaign.id).where(
+                        *news,
+                        Campaign.status == "scheduled",
+                        Campaign.scheduled_at > now,
+                        or_(Campaign.mpnews_version.is_(None), Campaign.mpnews_version != Campaign.version),
+                    )
+                )
+            ).scalars()
+        )
+    prepared: list[int] = []
+    for campaign_id in sorted(previewing | scheduled):
+        media_id, _error = await prepare_news(session_factory, await api.get(), campaign_id)
+        if media_id is not None:
+            prepared.append(campaign_id)
+            await _queue_previews(session_factory, campaign_id)
+    return prepared
+
+
+async def _not_yet(
+    session_factory: SessionFactory,
+    campaign_id: int,
+    reason: str,
+    due_since: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """A due campaign cannot go yet: retried next tick, failed once it is ``SEND_GRACE`` late."""
+    if now - due_since > SEND_GRACE:
+        await _fail(session_factory, campaign_id, reason, only_if="scheduled")
+    else:
+        await _note(session_factory, campaign_id, reason)
+
+
 async def dispatch_due(session_factory: SessionFactory, settings: Settings, api: _Api, now: dt.datetime) -> list[int]:
     """Scheduled campaigns whose time has come → outbox. Returns the ids handed over."""
     async with session_factory() as session:
         due = (
             await session.execute(
                 select(
-                    Campaign.id, Campaign.audience, Campaign.village_ids, Campaign.scheduled_at, Campaign.approved_at
+                    Campaign.id,
+                    Campaign.audience,
+                    Campaign.village_ids,
+                    Campaign.scheduled_at,
+                    Campaign.approved_at,
+                    Campaign.kind,
+                    Campaign.article_cover_url,
                 )
                 .where(
                     Campaign.status == "scheduled",
@@ -1155,18 +1469,20 @@ async def dispatch_due(session_factory: SessionFactory, settings: Settings, api:
             )
         ).all()
     started: list[int] = []
-    for campaign_id, audience, village_ids, scheduled_at, approved_at in due:
+    for campaign_id, audience, village_ids, scheduled_at, approved_at, kind, cover_url in due:
+        due_since = scheduled_at or approved_at or now
+        if kind == "news" and cover_url:
+            media_id, error = await prepare_news(session_factory, await api.get(), campaign_id)
+            if media_id is None:
+                await _not_yet(session_factory, campaign_id, "图文素材还没准备好，稍后重试：" + error, due_since, now)
+                continue
         if audience == "villages":
             client = await api.get()
             result = await sync_village_tags(session_factory, client, village_ids=village_ids, now=now)
             failed = result.failed_villages & {int(v) for v in village_ids}
             if failed:
                 reason = "同步村标签失败，稍后重试：" + "；".join(result.errors[:3])
-                due_since = scheduled_at or approved_at or now
-                if now - due_since > SEND_GRACE:
-                    await _fail(session_factory, campaign_id, reason, only_if="scheduled")
-                else:
-                    await _note(session_factory, campaign_id, reason)
+                await _not_yet(session_factory, campaign_id, reason, due_since, now)
                 continue
         async with session_factory() as session, session.begin():
             if await start_sending(session, settings, campaign_id, now):
@@ -1739,10 +2055,12 @@ async def _tag_sync_needed(session_factory: SessionFactory) -> bool:
 
 
 async def tick(ctx: JobContext, *, client: WeChatClient | None = None) -> None:
-    """Every 30 s: due campaigns → outbox; follow the outbox; match reports; follow-ups; village tags."""
+    """Every 30 s: news articles → WeChat drafts (and waiting previews → outbox); due campaigns → outbox;
+    follow the outbox; match reports; follow-ups; village tags."""
     now = ctx.now()
     api = _Api(ctx.settings, ctx.session_factory, client)
     try:
+        await prepare_news_campaigns(ctx.session_factory, api, now)
         await dispatch_due(ctx.session_factory, ctx.settings, api, now)
         await refresh_sending(ctx.session_factory, now)
         await send_follow_ups(ctx.session_factory, ctx.settings, now)

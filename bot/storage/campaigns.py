@@ -74,6 +74,14 @@ class Campaign(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
 
+    # a news campaign with a cover goes out as mpnews: the worker uploads the cover (an image material)
+    # and makes a WeChat draft of the article for the campaign's current version
+    mpnews_media_id: Mapped[str | None] = mapped_column(String(128), default=None)  # from /cgi-bin/draft/add
+    mpnews_version: Mapped[int | None] = mapped_column(Integer, default=None)  # the version it was made for
+    mpnews_thumb_media_id: Mapped[str | None] = mapped_column(String(128), default=None)  # the uploaded cover
+    mpnews_thumb_url: Mapped[str] = mapped_column(String(1024), default="")  # the cover URL it came from
+    mpnews_error: Mapped[str] = mapped_column(Text, default="")  # the last preparation failure (for staff)
+
     # reach: sums of the MASSSENDJOBFINISH reports of its parts
     total_count: Mapped[int] = mapped_column(Integer, default=0)
     filter_count: Mapped[int] = mapped_column(Integer, default=0)

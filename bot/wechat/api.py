@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,9 +160,15 @@ class WeChatClient:
         body: Mapping[str, Any] | None = None,
         client_timeout: aiohttp.ClientTimeout | None = None,
         binary: bool = False,
+        form: Callable[[], aiohttp.FormData] | None = None,
     ) -> dict[str, Any] | Media:
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
+        data: bytes | aiohttp.FormData | None
+        headers: dict[str, str] | None
+        if form is not None:  # multipart: aiohttp sets the Content-Type (with the boundary)
+            data, headers = form(), None
+        else:
+            data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+            headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
         try:
             async with self.session.request(
                 method,
@@ -208,14 +214,16 @@ class WeChatClient:
         body: Mapping[str, Any] | None = None,
         client_timeout: aiohttp.ClientTimeout | None = None,
         binary: bool = False,
+        form: Callable[[], aiohttp.FormData] | None = None,
     ) -> dict[str, Any] | Media:
+        """``form``: a multipart body, built afresh for each attempt (a FormData is consumed once)."""
         await self.rate_limiter.acquire(rate_key)
         token = await self.tokens.get()
         for attempt in (1, 2):
             query = {**(params or {}), "access_token": token}
             try:
                 return await self._send(
-                    method, path, params=query, body=body, client_timeout=client_timeout, binary=binary
+                    method, path, params=query, body=body, client_timeout=client_timeout, binary=binary, form=form
                 )
             except TokenInvalidError:
                 if attempt == 2:
@@ -431,3 +439,35 @@ class WeChatClient:
         if isinstance(result, dict):  # JSON without errcode: e.g. a video's {"video_url": …}
             return Media(json.dumps(result, ensure_ascii=False).encode(), "application/json")
         return result
+
+    # ------------------------------------------------------------ permanent material, drafts (for mpnews)
+    async def add_image_material(self, content: bytes, filename: str, content_type: str) -> str:
+        """``/cgi-bin/material/add_material?type=image`` (multipart field ``media``): a permanent image,
+        e.g. an article's cover (``thumb_media_id``). Returns its ``media_id``."""
+        if not content:
+            raise ValueError("an image material needs content")
+
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("media", content, filename=filename, content_type=content_type)
+            return data
+
+        result = await self._json(
+            "POST",
+            "/cgi-bin/material/add_material",
+            rate_key="material",
+            params={"type": "image"},
+            client_timeout=self.media_timeout,
+            form=form,
+        )
+        return str(result["media_id"])
+
+    async def add_draft(self, articles: Sequence[Mapping[str, Any]]) -> str:
+        """``/cgi-bin/draft/add`` with ``{"articles": [...]}`` (``title``, ``content`` HTML,
+        ``thumb_media_id``, …). Returns the draft's ``media_id``, usable in ``mpnews_message``.
+        (The old ``/cgi-bin/material/add_news`` is retired: errcode 45103.)"""
+        if not articles:
+            raise ValueError("a draft needs at least one article")
+        body = {"articles": [dict(a) for a in articles]}
+        result = await self._json("POST", "/cgi-bin/draft/add", rate_key="material", body=body)
+        return str(result["media_id"])
