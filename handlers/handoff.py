@@ -281,8 +281,8 @@ def _match_village(text: str, villages: list[Village]) -> Village | None:
 async def _village(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     ids = [int(i) for i in data.get("village_ids", [])]
     number = numbered(ctx.text) if ctx.msg.msg_type in ("text", "voice") else None
-    if number is None and squash(ctx.text) in ("0", "０", "不清楚", "不知道", "都不是"):
-        number = 0
+    if number is None and (squash(ctx.text) in ("0", "０", "不清楚", "不知道", "都不是") or _is(ctx, SKIP_WORDS)):
+        number = 0  # skipped or unknown: the township queue takes it
     chosen: int | None
     if number is not None and 0 <= number <= len(ids):
         chosen = ids[number - 1] if number else None

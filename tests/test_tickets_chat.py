@@ -402,3 +402,18 @@ async def test_staff_with_a_linked_wechat_are_told_of_new_and_urgent_tickets(
     assert ("o_staff_chief", "【乡法通·紧急") in notices
     [new] = [m for m in await outbox(client) if m.openid == "o_staff_zhang"]
     assert "/admin/tickets/" in new.payload["content"] and "邻居" not in new.payload["content"]  # no details
+
+
+async def test_every_intake_step_can_be_skipped(client: Any, phone: Phone) -> None:
+    await dialog(
+        phone,
+        [
+            ("转人工", "发生了什么事"),
+            ("跳过", "哪个村"),
+            ("跳过", "手机号"),  # the village step too: the township queue takes it
+            ("跳过", "请核对"),
+            ("确认", "已提交"),
+        ],
+    )
+    [ticket] = await all_tickets(client)
+    assert ticket.village_id is None and ticket.contact_phone is None
