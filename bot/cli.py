@@ -62,11 +62,11 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
     if not settings.production:
         click.echo(f"  simulator:                       {base}/simulator")
     click.echo(
-        f"  back-office:                     {base}/admin  (create a user: lawbot admin create-user NAME --role admin)"
+        f"  back-office:                     {base}/admin  (first account: .venv/bin/lawbot admin create-user NAME --role admin)"
     )
     click.echo(f"  health:                          {base}/healthz")
     if dev:
-        click.echo(f"  fake WeChat API (what 'WeChat' received): {base}/_fake/calls")
+        click.echo(f"  fake WeChat API (what 'WeChat' received): {base}/_fake/_fake/calls")
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
 
