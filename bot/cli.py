@@ -62,7 +62,8 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
     if not settings.production:
         click.echo(f"  simulator:                       {base}/simulator")
     click.echo(
-        f"  back-office:                     {base}/admin  (first account: .venv/bin/lawbot admin create-user NAME --role admin)"
+        f"  back-office:                     {base}/admin"
+        "  (first account: .venv/bin/lawbot admin create-user NAME --role admin)"
     )
     click.echo(f"  health:                          {base}/healthz")
     if dev:
