@@ -328,3 +328,27 @@ async def test_consultation_day_and_closure(office: Any, booking_settings: Setti
     assert "这个时间已不开放，请联系下面的村民" in day_page and "张三" in day_page
     mediator_csrf = sign_in(office, booking_settings, MEDIATOR_1)
     assert (await post(office, "/admin/bookings/specials", mediator_csrf, {"day": DAY, "kind": "closed"})).status == 403
+
+
+async def test_admin_deletes_a_special_day_and_a_schedule_and_it_is_audited(
+    office: Any, booking_settings: Settings
+) -> None:
+    from bot.storage.booking import BookingSpecialDay
+
+    csrf = sign_in(office, booking_settings, ADMIN)
+    await post(office, "/admin/bookings/specials", csrf, {"day": DAY, "kind": "closed", "title": "停电"})
+    async with office.app[SERVICES].session_factory() as s:
+        special = (await s.execute(select(BookingSpecialDay))).scalar_one()
+        schedule = (await s.execute(select(BookingSchedule).where(BookingSchedule.capacity == 2))).scalar_one()
+    resp = await post(office, f"/admin/bookings/specials/{special.id}/delete", csrf, {})
+    _status, page = await get(office, resp.headers["Location"])
+    assert "已删除这个特殊日期" in page
+    resp = await post(office, f"/admin/bookings/schedules/{schedule.id}/delete", csrf, {})
+    _status, page = await get(office, resp.headers["Location"])
+    assert "已删除这段时间" in page
+    assert (await post(office, f"/admin/bookings/schedules/{schedule.id}/delete", csrf, {})).status == 404
+    async with office.app[SERVICES].session_factory() as s:
+        assert (await s.execute(select(BookingSpecialDay))).first() is None
+        assert await s.get(BookingSchedule, schedule.id) is None
+    actions = await audit_actions(office)
+    assert "booking.special.delete" in actions and "booking.schedule.delete" in actions

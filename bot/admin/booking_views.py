@@ -597,17 +597,34 @@ async def schedule_save(request: web.Request) -> web.StreamResponse:
     raise _back(request, "#schedules")
 
 
-async def schedule_delete(request: web.Request) -> web.StreamResponse:
+async def _delete_row(
+    request: web.Request,
+    model: type[BookingSchedule] | type[BookingSpecialDay],
+    object_type: str,
+    action: str,
+    done: str,
+    anchor: str,
+) -> web.StreamResponse:
+    """Delete one schedule or special-day row by the URL's id, audited, then back to its section."""
     async with adm.db(request)() as session, session.begin():
-        schedule = await session.get(BookingSchedule, int(request.match_info["id"]))
-        if schedule is None:
+        row: BookingSchedule | BookingSpecialDay | None = await session.get(model, int(request.match_info["id"]))
+        if row is None:
             adm.not_found()
-        await session.delete(schedule)
-        await adm.audit(
-            session, request, "booking.schedule.delete", object_type="booking_schedule", object_id=schedule.id
-        )
-    adm.flash(request, "已删除这段时间（已约好的预约还在，请在日视图里查看）。")
-    raise _back(request, "#schedules")
+        await session.delete(row)
+        await adm.audit(session, request, action, object_type=object_type, object_id=row.id)
+    adm.flash(request, done)
+    raise _back(request, anchor)
+
+
+async def schedule_delete(request: web.Request) -> web.StreamResponse:
+    return await _delete_row(
+        request,
+        BookingSchedule,
+        "booking_schedule",
+        "booking.schedule.delete",
+        "已删除这段时间（已约好的预约还在，请在日视图里查看）。",
+        "#schedules",
+    )
 
 
 async def special_create(request: web.Request) -> web.StreamResponse:
@@ -679,16 +696,9 @@ async def special_create(request: web.Request) -> web.StreamResponse:
 
 
 async def special_delete(request: web.Request) -> web.StreamResponse:
-    async with adm.db(request)() as session, session.begin():
-        special = await session.get(BookingSpecialDay, int(request.match_info["id"]))
-        if special is None:
-            adm.not_found()
-        await session.delete(special)
-        await adm.audit(
-            session, request, "booking.special.delete", object_type="booking_special_day", object_id=special.id
-        )
-    adm.flash(request, "已删除这个特殊日期。")
-    raise _back(request, "#specials")
+    return await _delete_row(
+        request, BookingSpecialDay, "booking_special_day", "booking.special.delete", "已删除这个特殊日期。", "#specials"
+    )
 
 
 # ---------------------------------------------------------------- setup
