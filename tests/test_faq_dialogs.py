@@ -117,3 +117,10 @@ async def test_help_menu_hot_topics_then_pick(phone: Phone) -> None:
     hot = await phone.say("1")
     assert "1." in hot
     assert DISCLAIMER in await phone.say("2")
+
+
+async def test_near_misses_get_a_plain_no_rather_than_three_unrelated_choices(phone: Phone) -> None:
+    for question in ("医保怎么报销", "户口怎么迁到城里", "明天下雨不"):
+        reply = await phone.say(question)
+        assert "您问的是不是" not in reply, question
+        assert "转人工" in reply and DISCLAIMER not in reply

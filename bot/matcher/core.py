@@ -262,7 +262,7 @@ class Matcher:
         if (top_score >= cfg.answer_threshold and top_score - second >= cfg.margin and top_features.gate
                 and specific):
             outcome, reason = "answer", "confident"
-        elif top_score >= cfg.clarify_threshold:
+        elif top_score >= cfg.clarify_threshold and self._any_gate(candidates[:3], ranked):
             outcome = "clarify"
             if not top_features.gate:
                 reason = f"topic gate {top.topic}"
@@ -272,9 +272,18 @@ class Matcher:
                 reason = "too short"
             else:
                 reason = "close second"
+        elif top_score >= cfg.clarify_threshold:
+            # none of the three choices has a word of its topic in the message (医保, 天气, 户口 …):
+            # three unrelated legal questions would only confuse; say plainly we can't answer
+            outcome, reason = "handoff", "no topic word among the choices"
         else:
             outcome, reason = "handoff", "nothing close"
         return MatchResult(outcome, top, top_score, candidates, urgent, None, normalized, urgent_kind, reason)
+
+    @staticmethod
+    def _any_gate(shown: tuple[Candidate, ...], ranked: list[tuple[Entry, float, Features]]) -> bool:
+        gates = {entry.id: features.gate for entry, _score, features in ranked}
+        return any(gates.get(c.entry.id, False) for c in shown)
 
     def rank(self, normalized: str, *, limit: int = 5) -> list[tuple[Entry, float, Features]]:
         """Best entries for an already normalised query, best first (at least 3 when any)."""
