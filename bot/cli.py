@@ -198,28 +198,19 @@ def reload(url: str | None) -> None:
     raise click.ClickException("set LAWBOT_PID (or send SIGHUP to the serve process yourself: kill -HUP PID)")
 
 
-def _register_optional() -> None:
+def _register_feature_commands() -> None:
     """Command groups that live with their features."""
+    from bot.admin.cli import admin
+    from bot.doctor import doctor
     from bot.kbcli import ask, kb
+    from bot.services.menu_cli import menu
+    from bot.services.tickets_cli import tickets
 
-    main.add_command(ask)
-    main.add_command(kb)
-    for module, names in (
-        ("bot.admin.cli", ("admin",)),
-        ("bot.services.menu_cli", ("menu",)),
-        ("bot.services.tickets_cli", ("tickets",)),
-    ):
-        try:
-            mod = __import__(module, fromlist=list(names))
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        for name in names:
-            main.add_command(getattr(mod, name))
+    for command in (ask, kb, admin, menu, tickets, doctor):
+        main.add_command(command)
 
 
-_register_optional()
+_register_feature_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
