@@ -124,3 +124,12 @@ async def test_near_misses_get_a_plain_no_rather_than_three_unrelated_choices(ph
         reply = await phone.say(question)
         assert "您问的是不是" not in reply, question
         assert "转人工" in reply and DISCLAIMER not in reply
+
+
+async def test_numbers_refer_to_the_last_list_shown(phone: Phone) -> None:
+    await phone.say("帮助")
+    assert "12348" in await phone.say("5")  # from the help menu
+    assert "隐私" in await phone.say("6")  # the same menu still applies
+    await phone.say("宅基地怎么申请")  # an answer: the menu is gone
+    reply = await phone.say("1")
+    assert "常见" not in reply  # not the help menu's item 1 any more

@@ -36,6 +36,9 @@ INTERACTIVE_EVENTS = {"subscribe", "scan", "click", "location"}
 # Events WeChat sends about the account itself: they are stored, but nobody is answered.
 SYSTEM_EVENTS = {"templatesendjobfinish", "masssendjobfinish"}
 
+# Handlers after which a numbered list shown earlier still applies (picking from it again).
+KEEPS_MENU = frozenset({"help.pick", "none"})
+
 CRASH_TEXT = "抱歉，系统开了个小差，没处理好您的消息。请稍后再发一次，或打{office_name}电话：{office_phone}。"
 
 
@@ -210,7 +213,11 @@ class Pipeline:
                 inbound_id=inbound_id,
                 now=now,
             )
+            menu_before = (conv.context or {}).get("menu")
             handler_name, reply = await self.dispatcher.dispatch(ctx)
+            if handler_name not in KEEPS_MENU and (conv.context or {}).get("menu") is menu_before and menu_before:
+                # numbers refer to the last list shown: once something else was answered, forget it
+                ctx.remember(menu=None)
             if isinstance(reply, TextReply):
                 shown, rest = fit_text(reply.content)
                 if rest:
