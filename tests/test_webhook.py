@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import SERVICES
+from bot.keys import ENGINE, PIPELINE, SERVICES
 from bot.settings import Settings
 from bot.storage.models import InboundMessage, KnowledgeGap, OutboxMessage, Villager
 from bot.wechat.crypto import sha1_signature
@@ -384,22 +384,20 @@ async def test_past_the_deadline_the_webhook_says_success_and_the_reply_goes_to_
 
     client = await make_client(settings.with_(reply_deadline=0.3))
     phone = Phone(client, settings)
-    original = help_module.contact.__wrapped__ if hasattr(help_module.contact, "__wrapped__") else None
-    assert original is None
 
     async def slow_contact(ctx: Any, data: dict[str, Any]) -> Any:
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(2.0)
         return help_module.TextReply("慢回复：" + ctx.services.texts.get("contact"))
 
-    pipeline = client.app[__import__("bot.keys", fromlist=["PIPELINE"]).PIPELINE]
+    pipeline = client.app[PIPELINE]
     for i, h in enumerate(pipeline.dispatcher.handlers):
         if h.name == "help.contact":
             pipeline.dispatcher.handlers[i] = type(h)(h.name, h.check, slow_contact, h.stateful)
     started = time.monotonic()
     reply = await phone.send(phone.signer.text(phone.openid, "联系方式"))
     assert reply.is_success
-    assert time.monotonic() - started < 0.7
-    for _ in range(50):
+    assert time.monotonic() - started < 1.5  # answered at the 0.3 s deadline, long before the handler ends
+    for _ in range(100):
         if await count(client, OutboxMessage) == 1:
             break
         await asyncio.sleep(0.05)
@@ -414,7 +412,7 @@ async def test_past_the_deadline_the_webhook_says_success_and_the_reply_goes_to_
 
 # ------------------------------------------------------------------ never a 5xx
 async def test_a_crashing_handler_still_answers_the_villager(client: Any, phone: Phone) -> None:
-    pipeline = client.app[__import__("bot.keys", fromlist=["PIPELINE"]).PIPELINE]
+    pipeline = client.app[PIPELINE]
 
     async def boom(ctx: Any, data: dict[str, Any]) -> Any:
         raise RuntimeError("bug")
@@ -432,7 +430,7 @@ async def test_a_crashing_handler_still_answers_the_villager(client: Any, phone:
 
 async def test_database_down_is_not_a_5xx(make_client: Any, settings: Settings, tmp_path: Any) -> None:
     client = await make_client(settings)
-    await client.app[__import__("bot.keys", fromlist=["ENGINE"]).ENGINE].dispose()
+    await client.app[ENGINE].dispose()
     broken = f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.sqlite3"
     from bot.storage.db import create_engine, create_session_factory
 
