@@ -85,8 +85,17 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     }
     assert subprocess.run([*LAWBOT, "db", "upgrade"], env=env, capture_output=True, timeout=60).returncode == 0
     worker = subprocess.Popen([*LAWBOT, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(2.5)  # started, idle: nothing due in the outbox
+    assert worker.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until it runs (its signal handlers are in place)
+        line = worker.stdout.readline()
+        seen.append(line)
+        if "started" in line or not line:
+            break
+    assert any("started" in line for line in seen), "".join(seen)
     worker.send_signal(signal.SIGTERM)
-    out, _ = worker.communicate(timeout=20)
+    rest, _ = worker.communicate(timeout=20)
+    out = "".join(seen) + rest
     assert worker.returncode == 0, out
     assert "stopped" in out and "Traceback" not in out
