@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, any_of, click, numbered, squash, text_in
 from bot.services import booking as svc
 from bot.services.knowledge import Texts
+from bot.services.privacy import mask_phone
 from bot.storage.booking import Booking, BookingPlace, BookingService, BookingWaitlist
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ async def _ask_contact(env: Env, w: dict[str, Any]) -> TextReply:
     known = await svc.last_contact(env.session, env.openid)
     if known is not None:
         w["known"] = [known[0], known[1]]
-        prompt = env.texts.get("booking_ask_contact_known", person=known[0], phone=svc.mask_phone(known[1]))
+        prompt = env.texts.get("booking_ask_contact_known", person=known[0], phone=mask_phone(known[1]))
     else:
         w.pop("known", None)
         prompt = env.texts.get("booking_ask_contact", retention_days=env.rules.phone_retention_days)
@@ -301,7 +302,7 @@ async def _ask_contact(env: Env, w: dict[str, Any]) -> TextReply:
 
 
 def _phone_line(w: dict[str, Any]) -> str:
-    return f"\n手机：{svc.mask_phone(w.get('phone'))}" if w.get("phone") else ""
+    return f"\n手机：{mask_phone(w.get('phone'))}" if w.get("phone") else ""
 
 
 def _wizard_summary(env: Env, w: dict[str, Any]) -> str:

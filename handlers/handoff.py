@@ -31,6 +31,7 @@ from bot.routing import (
     text_in,
 )
 from bot.services import tickets as svc
+from bot.services.privacy import mask_phone
 from bot.storage.models import Village
 from bot.storage.tickets import (
     ANSWERED,
@@ -337,7 +338,7 @@ async def _show_confirm(ctx: Ctx, data: dict[str, Any], prefix: str = "") -> Han
         "ticket_confirm",
         summary=summary if len(summary) <= 80 else summary[:78] + "……",
         village=village.name if village else "不清楚（交给乡里）",
-        phone=svc.mask_phone(data.get("phone")) if data.get("phone") else "不留",
+        phone=mask_phone(data.get("phone")) if data.get("phone") else "不留",
     )
     return TextReply(f"{prefix}\n{text}".strip())
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from bot.services import tickets as svc
 from bot.services.jobs import JobContext, discover
+from bot.services.privacy import mask_phone
 from bot.settings import Settings
 from bot.storage.all import load_all
 from bot.storage.db import create_engine, create_session_factory
@@ -81,7 +82,7 @@ def test_phone_numbers_are_validated_and_masked() -> None:
     assert svc.parse_phone("１３８００１３８０００") == "13800138000"
     assert svc.parse_phone("0375-1234567") == "03751234567"
     assert svc.parse_phone("12345") is None and svc.parse_phone("不留") is None
-    assert svc.mask_phone("13800138000") == "138****8000"
+    assert mask_phone("13800138000") == "138****8000"
 
 
 # ------------------------------------------------------------------ the periodic job
@@ -275,3 +276,9 @@ def test_admin_create_user_with_villages_prompt_or_stdin(database_url: str) -> N
         assert list(villages) == [2, 3]  # village 3 came from site.yaml
 
     asyncio.run(check())
+
+
+def test_short_numbers_are_never_shown_unmasked() -> None:
+    assert mask_phone("1234567") == "123*4567"
+    assert mask_phone("1234") == "****"
+    assert mask_phone(None) == ""

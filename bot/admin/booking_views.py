@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admin import framework as adm
 from bot.services import booking as svc
+from bot.services.privacy import mask_phone
 from bot.storage.booking import (
     SPECIAL_DAY_KINDS,
     Booking,
@@ -116,7 +117,7 @@ def _common(rules: svc.Rules) -> dict[str, Any]:
         "fmt_day": svc.fmt_day,
         "fmt_time": lambda moment: svc.fmt_time(moment, rules),
         "fmt_when": lambda a, b: svc.fmt_when(a, b, rules),
-        "mask": svc.mask_phone,
+        "mask": mask_phone,
         "status_names": svc.STATUS_NAMES,
         "source_names": svc.SOURCE_NAMES,
         "calendar_warning": _calendar_warning(rules),

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.admin import framework as adm
 from bot.knowledge import Entry
 from bot.services import tickets as svc
+from bot.services.privacy import mask_phone
 from bot.storage.models import Village, utcnow
 from bot.storage.staff import ROLE_NAMES, StaffUser
 from bot.storage.tickets import OPEN_STATUSES, PRIORITY_NAMES, STATUSES, Ticket, TicketMessage
@@ -300,7 +301,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "assignee": people[ticket.assignee_id].label if ticket.assignee_id in people else "乡里待分派",
             "overdue": svc.is_overdue(ticket, now),
             "clock": clock,
-            "phone": ticket.contact_phone if show_phone else svc.mask_phone(ticket.contact_phone),
+            "phone": ticket.contact_phone if show_phone else mask_phone(ticket.contact_phone),
             "can_reveal": bool(ticket.contact_phone) and staff.is_admin and not show_phone,
             "openid": _mask_openid(ticket.openid),
             "suggested": suggested,

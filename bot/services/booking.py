@@ -1449,12 +1449,6 @@ def summary(cat: Catalog, booking: Booking, rules: Rules) -> str:
     )
 
 
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else phone
-
-
 # ================================================================ the periodic job
 @dataclass
 class TickStats:

@@ -180,15 +180,6 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = phone.strip()
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    return digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:]
-
-
 _PHONE_CHARS = re.compile(r"[\s\-－—()（）]")
 
 
