@@ -352,3 +352,23 @@ async def test_admin_deletes_a_special_day_and_a_schedule_and_it_is_audited(
         assert await s.get(BookingSchedule, schedule.id) is None
     actions = await audit_actions(office)
     assert "booking.special.delete" in actions and "booking.schedule.delete" in actions
+
+
+async def test_admin_adds_and_renames_a_service_and_a_place(office: Any, booking_settings: Settings) -> None:
+    from bot.storage.booking import BookingService
+
+    csrf = sign_in(office, booking_settings, ADMIN)
+    assert (await post(office, "/admin/bookings/services", csrf, {"name": "遗嘱咨询", "bring": "身份证"})).status == 303
+    assert (
+        await post(office, "/admin/bookings/places", csrf, {"name": "西竹园村服务点", "village_id": "2"})
+    ).status == 303
+    async with office.app[SERVICES].session_factory() as s:
+        service = (await s.execute(select(BookingService).where(BookingService.name == "遗嘱咨询"))).scalar_one()
+        place = (await s.execute(select(BookingPlace).where(BookingPlace.name == "西竹园村服务点"))).scalar_one()
+    assert service.active and service.bring == "身份证" and place.village_id == 2
+    await post(office, f"/admin/bookings/services/{service.id}", csrf, {"name": "遗嘱与继承咨询", "active": "1"})
+    async with office.app[SERVICES].session_factory() as s:
+        renamed = await s.get(BookingService, service.id)
+    assert renamed is not None and renamed.name == "遗嘱与继承咨询"
+    assert (await post(office, "/admin/bookings/places/99999", csrf, {"name": "不存在"})).status == 404
+    assert "booking.service.save" in await audit_actions(office)

@@ -16,7 +16,7 @@ import io
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -34,6 +34,8 @@ from bot.storage.booking import (
     BookingSpecialDay,
 )
 from bot.storage.models import Village, utcnow
+
+_Row = TypeVar("_Row", BookingService, BookingPlace)
 
 WEEKDAYS = tuple(enumerate(svc.WEEKDAY_NAMES))  # (0, "一") … (6, "日")
 KIND_NAMES = {"closed": "暂停（不能约）", "extra": "加开 / 法律咨询日"}
@@ -475,6 +477,18 @@ def _back(request: web.Request, anchor: str = "") -> web.HTTPSeeOther:
     return web.HTTPSeeOther(adm.url(request, "admin-booking-settings") + anchor)
 
 
+async def _existing_or_new(session: AsyncSession, model: type[_Row], raw_id: str | None, code: str, name: str) -> _Row:
+    """The row the URL names (404 if gone), or a new one when the URL names none."""
+    if raw_id is None:
+        row = model(code=code, name=name)
+        session.add(row)
+        return row
+    found = await session.get(model, int(raw_id))
+    if found is None:
+        adm.not_found()
+    return found
+
+
 async def service_save(request: web.Request) -> web.StreamResponse:
     data = await adm.form(request)
     name = adm.field_text(data, "name", 64)
@@ -483,14 +497,7 @@ async def service_save(request: web.Request) -> web.StreamResponse:
         raise _back(request, "#services")
     async with adm.db(request)() as session, session.begin():
         raw_id = request.match_info.get("id")
-        if raw_id is None:
-            service = BookingService(code=f"svc-{secrets.token_hex(4)}", name=name)
-            session.add(service)
-        else:
-            found = await session.get(BookingService, int(raw_id))
-            if found is None:
-                adm.not_found()
-            service = found
+        service = await _existing_or_new(session, BookingService, raw_id, f"svc-{secrets.token_hex(4)}", name)
         service.name = name
         service.description = adm.field_text(data, "description", 500)
         service.bring = adm.field_text(data, "bring", 500)
@@ -517,14 +524,7 @@ async def place_save(request: web.Request) -> web.StreamResponse:
     village_raw = adm.field_text(data, "village_id", 8)
     async with adm.db(request)() as session, session.begin():
         raw_id = request.match_info.get("id")
-        if raw_id is None:
-            place = BookingPlace(code=f"place-{secrets.token_hex(4)}", name=name)
-            session.add(place)
-        else:
-            found = await session.get(BookingPlace, int(raw_id))
-            if found is None:
-                adm.not_found()
-            place = found
+        place = await _existing_or_new(session, BookingPlace, raw_id, f"place-{secrets.token_hex(4)}", name)
         place.name = name
         place.address = adm.field_text(data, "address", 200)
         place.village_id = int(village_raw) if village_raw.isdigit() else None
