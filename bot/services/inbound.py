@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import JSON, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.routing import Ctx, Dispatcher, Reply, TextReply, reply_from_json
 from bot.services.context import Services
 from bot.services.knowledge import fill
-from bot.services.outbox import enqueue, release_held
-from bot.storage.models import ConversationState, InboundMessage, Villager, utcnow
+from bot.services.outbox import RELEASE_HELD, enqueue
+from bot.storage.models import ConversationState, InboundMessage, UTCDateTime, Villager, utcnow
 from bot.wechat.messages import Incoming
 from bot.wechat.xml import fit_text
 
@@ -70,12 +73,26 @@ _INBOUND_COLUMNS = (
 )
 
 
+_VILLAGER = Villager.__table__
+_CONV = ConversationState.__table__
+_VILLAGER_FIELDS = tuple(_VILLAGER.c.keys())
+_CONV_FIELDS = ("state", "data", "context", "expires_at")
+
+
 @functools.cache
 def _statements(dialect: str) -> dict[str, Any]:
     """The hot path's statements, built once with bind parameters (SQLAlchemy then reuses the compiled form)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     villager = insert(Villager).values(
         openid=bindparam("openid"), first_seen_at=bindparam("now"), last_inbound_at=bindparam("last_inbound_at")
+    )
+    conversation = insert(ConversationState).values(
+        openid=bindparam("openid"),
+        state=bindparam("state"),
+        data=bindparam("data", type_=JSON()),
+        context=bindparam("context", type_=JSON()),
+        expires_at=bindparam("expires_at", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
     )
     return {
         "inbound": insert(InboundMessage)
@@ -90,8 +107,14 @@ def _statements(dialect: str) -> dict[str, Any]:
             index_elements=["openid"], set_={"last_inbound_at": villager.excluded.last_inbound_at}
         ),
         "villager_seen": villager.on_conflict_do_nothing(index_elements=["openid"]),
-        "villager_load": select(Villager).where(Villager.openid == bindparam("openid")),
-        "conversation_load": select(ConversationState).where(ConversationState.openid == bindparam("openid")),
+        # the villager and their conversation state in one round trip
+        "load": select(*_VILLAGER.c, *(_CONV.c[c].label(f"conv_{c}") for c in ("openid", *_CONV_FIELDS)))
+        .select_from(_VILLAGER.outerjoin(_CONV, _CONV.c.openid == _VILLAGER.c.openid))
+        .where(_VILLAGER.c.openid == bindparam("openid")),
+        "conversation_save": conversation.on_conflict_do_update(
+            index_elements=["openid"],
+            set_={c: getattr(conversation.excluded, c) for c in (*_CONV_FIELDS, "updated_at")},
+        ),
         "finish": update(InboundMessage)
         .where(InboundMessage.id == bindparam("inbound_id"))
         .values(
@@ -104,40 +127,115 @@ def _statements(dialect: str) -> dict[str, Any]:
     }
 
 
+def _inbound_params(msg: Incoming, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "dedup_key": msg.dedup_key,
+        "openid": msg.openid,
+        "msg_type": msg.msg_type,
+        "event": msg.event,
+        "event_key": msg.event_key or None,
+        "msg_id": msg.msg_id or None,
+        "content": msg.content or None,
+        "media_id": msg.media_id or None,
+        "payload": msg.raw,
+        "wechat_created_at": msg.created_at,
+        "received_at": now,
+        "status": "received",
+    }
+
+
+def _store_all(conn: Connection, msgs: Sequence[Incoming], now: dt.datetime) -> list[Stored]:
+    """Save pushes (and touch their villagers) in one transaction; one result per push, in order.
+
+    Runs as one synchronous unit (``AsyncConnection.run_sync``): a batch costs one greenlet
+    switch and one commit, not one per statement (bench/webhook_load.py)."""
+    sql = _statements(conn.dialect.name)
+    results: list[Stored] = []
+    by_key: dict[str, Stored] = {}
+    touched: dict[str, dict[str, Any]] = {}
+    seen: dict[str, dict[str, Any]] = {}
+    with conn.begin():
+        for msg in msgs:
+            first = by_key.get(msg.dedup_key)
+            if first is not None:  # a copy of a push in the same batch: a retry of it
+                results.append(Stored(first.id, False, "received", None))
+                continue
+            new_id = conn.execute(sql["inbound"], _inbound_params(msg, now)).scalar_one_or_none()
+            if new_id is None:
+                row = conn.execute(sql["existing"], {"dedup_key": msg.dedup_key}).one()
+                stored = Stored(row.id, False, row.status, row.reply)
+            else:
+                stored = Stored(new_id, True, "received", None)
+                if msg.event not in SYSTEM_EVENTS:
+                    if opens_window(msg):
+                        touched[msg.openid] = {"openid": msg.openid, "now": now, "last_inbound_at": now}
+                    else:
+                        seen[msg.openid] = {"openid": msg.openid, "now": now, "last_inbound_at": None}
+            by_key[msg.dedup_key] = stored
+            results.append(stored)
+        # a villager's first push creates the row; an interaction moves the 48-hour window and
+        # re-queues messages held for it (after the window moved: see release_held)
+        first_seen = [p for o, p in seen.items() if o not in touched]
+        if first_seen:
+            conn.execute(sql["villager_seen"], first_seen)
+        if touched:
+            conn.execute(sql["villager_touch"], list(touched.values()))
+            conn.execute(RELEASE_HELD, [{"release_openid": o, "release_now": now} for o in touched])
+    return results
+
+
 async def store(services: Services, msg: Incoming) -> Stored:
-    """Save the push (and touch the villager) before anything else happens."""
-    now = utcnow()
-    # Core on a plain connection, not an ORM session: this runs for every push and the ORM's
-    # unit of work would triple its cost (bench/webhook_load.py).
-    async with services.engine.begin() as session:
-        sql = _statements(session.dialect.name)
-        params = {
-            "dedup_key": msg.dedup_key,
-            "openid": msg.openid,
-            "msg_type": msg.msg_type,
-            "event": msg.event,
-            "event_key": msg.event_key or None,
-            "msg_id": msg.msg_id or None,
-            "content": msg.content or None,
-            "media_id": msg.media_id or None,
-            "payload": msg.raw,
-            "wechat_created_at": msg.created_at,
-            "received_at": now,
-            "status": "received",
-        }
-        new_id = (await session.execute(sql["inbound"], params)).scalar_one_or_none()
-        if new_id is None:
-            row = (await session.execute(sql["existing"], {"dedup_key": msg.dedup_key})).one()
-            return Stored(row.id, False, row.status, row.reply)
-        if msg.event not in SYSTEM_EVENTS:
-            interactive = opens_window(msg)
-            await session.execute(
-                sql["villager_touch" if interactive else "villager_seen"],
-                {"openid": msg.openid, "now": now, "last_inbound_at": now if interactive else None},
-            )
-            if interactive:
-                await release_held(session, msg.openid)
-        return Stored(new_id, True, "received", None)
+    """Save one push (and touch the villager) before anything else happens."""
+    async with services.engine.connect() as conn:
+        return (await conn.run_sync(_store_all, [msg], utcnow()))[0]
+
+
+class StoreQueue:
+    """Group commit: pushes that arrive while a batch is being written go into the next one.
+
+    Under load one transaction stores many pushes (on SQLite a commit, not a statement, is
+    what a write costs); a lone push is written at once. Every push is still stored, and its
+    webhook request waits for that commit, before any handler runs."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._pending: list[tuple[Incoming, asyncio.Future[Stored]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, msg: Incoming) -> Stored:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._pending.append((msg, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(), name="inbound-store")
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.MAX_BATCH]
+                del self._pending[: self.MAX_BATCH]
+                await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
+        try:
+            async with self.services.engine.connect() as conn:
+                results = await conn.run_sync(_store_all, [m for m, _ in batch], utcnow())
+        except Exception as exc:
+            if len(batch) == 1:  # the webhook logs it and tells the villager to send it again
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            # one bad push must not cost the others their answer: store them one by one
+            for item in batch:
+                await self._write_batch([item])
+            return
+        for (_msg, future), stored in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(stored)
 
 
 @dataclass
@@ -150,11 +248,12 @@ class Pipeline:
         self.services = services
         self.dispatcher = dispatcher
         self._inflight: dict[str, asyncio.Task[Reply | None]] = {}
+        self.queue = StoreQueue(services)
 
     async def handle(self, msg: Incoming) -> Reply | None:
         """Store, dispatch and return the passive reply (None: answer ``success``)."""
         deadline = self.services.settings.reply_deadline
-        stored = await store(self.services, msg)
+        stored = await self.queue.store(msg)
         if not stored.new:
             return await self._retry(msg, stored, deadline)
         job = Job()
@@ -197,25 +296,26 @@ class Pipeline:
         services = self.services
         now = utcnow()
         async with services.session_factory() as session, session.begin():
-            sql = _statements(session.get_bind().dialect.name)
-            villager = await _villager(session, msg)
-            conv = (await session.execute(sql["conversation_load"], {"openid": msg.openid})).scalar_one_or_none()
-            if conv is None:
-                conv = ConversationState(openid=msg.openid, data={}, context={})
-                if msg.event not in SYSTEM_EVENTS:
-                    session.add(conv)
+            # The pipeline's own reads and writes are Core statements on the session's connection
+            # (built once); handlers get plain objects and the ORM session for their own work.
+            # Going through the ORM's unit of work here cost more than everything else in a push
+            # (bench/webhook_load.py).
+            conn = await session.connection()
+            sql = _statements(conn.dialect.name)
+            row = (await conn.execute(sql["load"], {"openid": msg.openid})).first()
+            loaded = _Loaded.from_row(msg, row)
             ctx = Ctx(
                 msg=msg,
                 session=session,
-                villager=villager,
-                conv=conv,
+                villager=loaded.villager,
+                conv=loaded.conv,
                 services=services,
                 inbound_id=inbound_id,
                 now=now,
             )
-            menu_before = (conv.context or {}).get("menu")
+            menu_before = (ctx.conv.context or {}).get("menu")
             handler_name, reply = await self.dispatcher.dispatch(ctx)
-            if handler_name not in KEEPS_MENU and (conv.context or {}).get("menu") is menu_before and menu_before:
+            if handler_name not in KEEPS_MENU and (ctx.conv.context or {}).get("menu") is menu_before and menu_before:
                 # numbers refer to the last list shown: once something else was answered, forget it
                 ctx.remember(menu=None)
             if isinstance(reply, TextReply):
@@ -225,6 +325,8 @@ class Pipeline:
                 reply = TextReply(shown)
             if job.outcome == "pending":
                 job.outcome = "passive"
+            if msg.event not in SYSTEM_EVENTS:
+                await loaded.save(conn, sql, now)
             await _finish(session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred")
         return reply
 
@@ -244,12 +346,70 @@ class Pipeline:
         return reply
 
 
-async def _villager(session: AsyncSession, msg: Incoming) -> Villager:
-    if msg.event in SYSTEM_EVENTS:
-        return Villager(openid=msg.openid)  # transient: system events are not from a villager
-    sql = _statements(session.get_bind().dialect.name)
-    villager: Villager = (await session.execute(sql["villager_load"], {"openid": msg.openid})).scalar_one()
-    return villager
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass
+class _Loaded:
+    """The villager and conversation state a handler sees, and what they were when loaded.
+
+    They are plain (transient) model objects: the pipeline writes back whatever a handler
+    changed, in the handler's transaction, with one statement each."""
+
+    villager: Villager
+    conv: ConversationState
+    villager_was: tuple[Any, ...] | None
+    conv_was: tuple[Any, ...] | None
+
+    @classmethod
+    def from_row(cls, msg: Incoming, row: Any) -> _Loaded:
+        if row is None:  # system events come from WeChat, not from a villager: nothing is saved
+            villager, villager_was = Villager(openid=msg.openid), None
+        else:
+            values = row._mapping
+            villager = Villager(**{c: values[c] for c in _VILLAGER_FIELDS})
+            villager_was = tuple(values[c] for c in _VILLAGER_FIELDS)
+        if row is None or row.conv_openid is None:
+            conv = ConversationState(openid=msg.openid, state=None, data={}, context={}, expires_at=None)
+            conv_was = None
+        else:
+            conv = ConversationState(
+                openid=msg.openid,
+                state=row.conv_state,
+                data=row.conv_data or {},
+                context=row.conv_context or {},
+                expires_at=row.conv_expires_at,
+            )
+            conv_was = _conv_key(conv)
+        return cls(villager, conv, villager_was, conv_was)
+
+    async def save(self, conn: AsyncConnection, sql: dict[str, Any], now: dt.datetime) -> None:
+        if self.villager_was is not None:
+            changed = {
+                c: getattr(self.villager, c)
+                for c, was in zip(_VILLAGER_FIELDS, self.villager_was, strict=True)
+                if getattr(self.villager, c) != was
+            }
+            if changed:
+                await conn.execute(update(Villager).where(Villager.id == self.villager.id).values(changed))
+        conv = self.conv
+        if self.conv_was is None or _conv_key(conv) != self.conv_was:
+            await conn.execute(
+                sql["conversation_save"],
+                {
+                    "openid": conv.openid,
+                    "state": conv.state,
+                    "data": conv.data or {},
+                    "context": conv.context or {},
+                    "expires_at": conv.expires_at,
+                    "now": now,
+                },
+            )
+
+
+def _conv_key(conv: ConversationState) -> tuple[Any, ...]:
+    return (conv.state, _json_key(conv.data or {}), _json_key(conv.context or {}), conv.expires_at)
 
 
 async def _finish(
@@ -273,8 +433,9 @@ async def _finish(
             idempotency_key=f"inbound-reply:{inbound_id}",
             source=f"inbound:{inbound_id}",
         )
-    await session.execute(
-        _statements(session.get_bind().dialect.name)["finish"],
+    conn = await session.connection()
+    await conn.execute(
+        _statements(conn.dialect.name)["finish"],
         {
             "inbound_id": inbound_id,
             "status": status or ("deferred" if deferred else "replied"),

@@ -156,7 +156,7 @@ async def enqueue(
     return row
 
 
-_RELEASE_HELD = (
+RELEASE_HELD = (
     update(OutboxMessage)
     .where(OutboxMessage.openid == bindparam("release_openid"), OutboxMessage.status == "held")
     .values(
@@ -173,7 +173,7 @@ async def release_held(session: AsyncSession | AsyncConnection, openid: str) -> 
     that is holding one of the villager's messages at that moment sees the new time and re-queues
     the message itself. Returns how many rows were released. (Runs on every push: the statement
     is built once.)"""
-    result = await session.execute(_RELEASE_HELD, {"release_openid": openid, "release_now": utcnow()})
+    result = await session.execute(RELEASE_HELD, {"release_openid": openid, "release_now": utcnow()})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -43,6 +43,7 @@ from bot.storage.models import (
     InboundMessage,
     KnowledgeGap,
     OutboxMessage,
+    UTCDateTime,
     Village,
     Villager,
     utcnow,
@@ -566,13 +567,14 @@ async def latest_open_ticket(session: AsyncSession, openid: str) -> Ticket | Non
 
 @functools.cache
 def _followup_query() -> Any:
-    # asked for every villager message: built once
+    # asked for every villager message: built once, and run as a Core statement (no ORM
+    # objects unless there is a follow-up to join)
     return (
-        select(Ticket)
+        select(Ticket.id, Ticket.last_staff_reply_at, Ticket.villager_ended_at)
         .where(
             Ticket.openid == bindparam("openid"),
             Ticket.status.in_(OPEN_STATUSES),
-            Ticket.last_staff_reply_at >= bindparam("since"),
+            Ticket.last_staff_reply_at >= bindparam("since", type_=UTCDateTime()),
         )
         .order_by(Ticket.last_staff_reply_at.desc())
         .limit(1)
@@ -581,14 +583,13 @@ def _followup_query() -> Any:
 
 async def followup_ticket(session: AsyncSession, openid: str, now: dt.datetime) -> Ticket | None:
     """The open ticket staff replied to within 48 hours, unless the villager said "结束" since."""
-    ticket: Ticket | None = (
-        await session.execute(_followup_query(), {"openid": openid, "since": now - FOLLOWUP_WINDOW})
-    ).scalar_one_or_none()
-    if ticket is None or ticket.last_staff_reply_at is None:
+    conn = await session.connection()
+    row = (await conn.execute(_followup_query(), {"openid": openid, "since": now - FOLLOWUP_WINDOW})).first()
+    if row is None or row.last_staff_reply_at is None:
         return None
-    if ticket.villager_ended_at is not None and ticket.villager_ended_at >= ticket.last_staff_reply_at:
+    if row.villager_ended_at is not None and row.villager_ended_at >= row.last_staff_reply_at:
         return None
-    return ticket
+    return await session.get(Ticket, row.id)
 
 
 async def tickets_of(session: AsyncSession, openid: str, limit: int = 5) -> list[Ticket]:
