@@ -80,6 +80,13 @@ class Ctx:
     inbound_id: int
     now: dt.datetime
     data: dict[str, Any] = field(default_factory=dict)
+    #: Core writes to run at the end of this push's transaction (see :meth:`write`)
+    writes: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+
+    def write(self, statement: Any, params: dict[str, Any]) -> None:
+        """Run a Core insert/update at the end of this push's transaction, together with the
+        pipeline's own writes: cheaper than an ORM object for a row nothing reads back."""
+        self.writes.append((statement, params))
 
     @property
     def text(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
+
 from bot.knowledge import Entry
 from bot.matcher import MatchResult
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, always, text_in, text_prefix
@@ -53,18 +55,20 @@ async def statute(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
 
 
 def _record_gap(ctx: Ctx, result: MatchResult) -> None:
-    ctx.session.add(
-        KnowledgeGap(
-            openid=ctx.msg.openid,
-            text=ctx.text[:2000],
-            normalized=result.normalized[:2000],
-            outcome=result.outcome,
-            candidates=[
+    # a plain insert at the end of the push's transaction (no ORM flush on this busy path)
+    ctx.write(
+        insert(KnowledgeGap),
+        {
+            "openid": ctx.msg.openid,
+            "text": ctx.text[:2000],
+            "normalized": result.normalized[:2000],
+            "outcome": result.outcome,
+            "candidates": [
                 {"entry_id": c.entry.id, "topic": c.entry.topic, "score": round(c.score, 4)}
                 for c in result.candidates[:5]
             ],
-            created_at=ctx.now,
-        )
+            "created_at": ctx.now,
+        },
     )
 
 
@@ -74,7 +78,7 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
     texts = knowledge.texts
     result = knowledge.match(text)
     parts: list[str] = []
-    if result.urgent or knowledge.kb.is_urgent(text):
+    if result.urgent:
         parts.append(texts.get("emergency"))
         await record_handoff(ctx, text, urgent=True)
     if result.outcome == "answer" and result.entry is not None:

@@ -13,6 +13,7 @@ its thread (not the FAQ) until "结束". "补充 …" always adds to the latest 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -104,8 +105,13 @@ def _t(ctx: Ctx, name: str, **values: Any) -> str:
     return ctx.services.texts.get(name, **values)
 
 
+@functools.cache
+def _squashed(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(squash(w) for w in words)
+
+
 def _is(ctx: Ctx, words: tuple[str, ...]) -> bool:
-    return ctx.msg.msg_type in ("text", "voice") and squash(ctx.text) in {squash(w) for w in words}
+    return ctx.msg.msg_type in ("text", "voice") and squash(ctx.text) in _squashed(words)
 
 
 def _urgent(ctx: Ctx) -> bool:
@@ -512,6 +518,8 @@ def _followup_check(ctx: Ctx) -> bool:
     msg = ctx.msg
     if msg.is_event or not msg.known or ctx.state is not None:
         return False  # another wizard is running: its answers are not for the thread
+    if not svc.may_follow_up(ctx.villager, ctx.now):
+        return False  # no staff reply in the last 48 hours: no thread to join
     if msg.msg_type in ("text", "voice"):
         if not ctx.text:
             return msg.recognition_missing

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import JSON, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.routing import Ctx, Dispatcher, Reply, TextReply, reply_from_json
 from bot.services.context import Services
@@ -72,6 +72,9 @@ _INBOUND_COLUMNS = (
     "status",
 )
 
+
+#: a statement and its parameters
+Write = tuple[Any, dict[str, Any]]
 
 _VILLAGER = Villager.__table__
 _CONV = ConversationState.__table__
@@ -325,9 +328,10 @@ class Pipeline:
                 reply = TextReply(shown)
             if job.outcome == "pending":
                 job.outcome = "passive"
-            if msg.event not in SYSTEM_EVENTS:
-                await loaded.save(conn, sql, now)
-            await _finish(session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred")
+            writes = [*ctx.writes, *(loaded.writes(sql, now) if msg.event not in SYSTEM_EVENTS else ())]
+            await _finish(
+                session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred", writes=writes
+            )
         return reply
 
     async def _failed(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
@@ -384,7 +388,9 @@ class _Loaded:
             conv_was = _conv_key(conv)
         return cls(villager, conv, villager_was, conv_was)
 
-    async def save(self, conn: AsyncConnection, sql: dict[str, Any], now: dt.datetime) -> None:
+    def writes(self, sql: dict[str, Any], now: dt.datetime) -> list[Write]:
+        """The statements that store what a handler changed (none if it changed nothing)."""
+        writes: list[Write] = []
         if self.villager_was is not None:
             changed = {
                 c: getattr(self.villager, c)
@@ -392,20 +398,19 @@ class _Loaded:
                 if getattr(self.villager, c) != was
             }
             if changed:
-                await conn.execute(update(Villager).where(Villager.id == self.villager.id).values(changed))
+                writes.append((update(Villager).where(Villager.id == self.villager.id).values(changed), {}))
         conv = self.conv
         if self.conv_was is None or _conv_key(conv) != self.conv_was:
-            await conn.execute(
-                sql["conversation_save"],
-                {
-                    "openid": conv.openid,
-                    "state": conv.state,
-                    "data": conv.data or {},
-                    "context": conv.context or {},
-                    "expires_at": conv.expires_at,
-                    "now": now,
-                },
-            )
+            params = {
+                "openid": conv.openid,
+                "state": conv.state,
+                "data": conv.data or {},
+                "context": conv.context or {},
+                "expires_at": conv.expires_at,
+                "now": now,
+            }
+            writes.append((sql["conversation_save"], params))
+        return writes
 
 
 def _conv_key(conv: ConversationState) -> tuple[Any, ...]:
@@ -421,7 +426,9 @@ async def _finish(
     *,
     deferred: bool,
     status: str | None = None,
+    writes: Sequence[Write] = (),
 ) -> None:
+    """Record the outcome (and the handler's state changes) in the handler's transaction."""
     reply_json = reply.to_json() if reply is not None else {"type": "none"}
     if deferred and reply is not None:
         kind = "cs_text" if isinstance(reply, TextReply) else "cs_news"
@@ -434,14 +441,18 @@ async def _finish(
             source=f"inbound:{inbound_id}",
         )
     conn = await session.connection()
-    await conn.execute(
-        _statements(conn.dialect.name)["finish"],
-        {
-            "inbound_id": inbound_id,
-            "status": status or ("deferred" if deferred else "replied"),
-            "handler": handler_name,
-            # a retry after a deferral must not get the answer twice: it gets `success`
-            "reply": {"type": "none"} if deferred else reply_json,
-            "replied_at": dt.datetime.now(dt.UTC),
-        },
-    )
+    finish = {
+        "inbound_id": inbound_id,
+        "status": status or ("deferred" if deferred else "replied"),
+        "handler": handler_name,
+        # a retry after a deferral must not get the answer twice: it gets `success`
+        "reply": {"type": "none"} if deferred else reply_json,
+        "replied_at": dt.datetime.now(dt.UTC),
+    }
+    await conn.run_sync(_execute_all, [*writes, (_statements(conn.dialect.name)["finish"], finish)])
+
+
+def _execute_all(conn: Connection, writes: Sequence[Write]) -> None:
+    # several statements for one greenlet switch
+    for statement, params in writes:
+        conn.execute(statement, params)

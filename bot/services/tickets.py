@@ -581,6 +581,12 @@ def _followup_query() -> Any:
     )
 
 
+def may_follow_up(villager: Villager, now: dt.datetime) -> bool:
+    """Cheap pre-check (no query): only a villager staff replied to within 48 hours can have a follow-up thread."""
+    last = villager.last_staff_reply_at
+    return last is not None and last >= now - FOLLOWUP_WINDOW
+
+
 async def followup_ticket(session: AsyncSession, openid: str, now: dt.datetime) -> Ticket | None:
     """The open ticket staff replied to within 48 hours, unless the villager said "结束" since."""
     conn = await session.connection()
@@ -675,6 +681,10 @@ async def staff_reply(
     message.outbox_id = row.id
     ticket.first_response_at = ticket.first_response_at or now
     ticket.last_staff_reply_at = now
+    await session.execute(
+        update(Villager).where(Villager.openid == ticket.openid).values(last_staff_reply_at=now),
+        execution_options={"synchronize_session": False},
+    )
     if ticket.assignee_id is None:
         ticket.assignee_id = staff.id
         ticket.assigned_at = now

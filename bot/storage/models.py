@@ -90,6 +90,9 @@ class Villager(Base):
     display_name: Mapped[str | None] = mapped_column(String(64), default=None)  # only with consent
     phone: Mapped[str | None] = mapped_column(String(32), default=None)  # only with consent
     phone_consent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # When staff last replied to one of this villager's tickets: the chat looks for a follow-up
+    # thread (a ticket query) only within 48 hours of it. Set by tickets.staff_reply.
+    last_staff_reply_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class InboundMessage(Base):
