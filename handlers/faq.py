@@ -54,10 +54,13 @@ async def statute(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     return TextReply(article.render())
 
 
+_INSERT_GAP = insert(KnowledgeGap)
+
+
 def _record_gap(ctx: Ctx, result: MatchResult) -> None:
     # a plain insert at the end of the push's transaction (no ORM flush on this busy path)
     ctx.write(
-        insert(KnowledgeGap),
+        _INSERT_GAP,
         {
             "openid": ctx.msg.openid,
             "text": ctx.text[:2000],

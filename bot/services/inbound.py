@@ -17,12 +17,14 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import JSON, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import manager_of_class
 
 from bot.routing import Ctx, Dispatcher, Reply, TextReply, reply_from_json
 from bot.services.context import Services
@@ -73,7 +75,9 @@ _INBOUND_COLUMNS = (
 )
 
 
-#: a statement and its parameters
+M = TypeVar("M")
+
+#: a statement (or the name of one of the pipeline's own) and its parameters
 Write = tuple[Any, dict[str, Any]]
 
 _VILLAGER = Villager.__table__
@@ -298,15 +302,14 @@ class Pipeline:
     async def _dispatch(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         services = self.services
         now = utcnow()
-        async with services.session_factory() as session, session.begin():
-            # The pipeline's own reads and writes are Core statements on the session's connection
-            # (built once); handlers get plain objects and the ORM session for their own work.
-            # Going through the ORM's unit of work here cost more than everything else in a push
-            # (bench/webhook_load.py).
-            conn = await session.connection()
-            sql = _statements(conn.dialect.name)
-            row = (await conn.execute(sql["load"], {"openid": msg.openid})).first()
-            loaded = _Loaded.from_row(msg, row)
+        # The pipeline's own reads and writes are Core statements (built once) run in two
+        # synchronous steps on the session's connection: load, then write + commit. Handlers get
+        # plain objects and the ORM session for their own work. Going through the ORM's unit of
+        # work, or awaiting each statement, cost more than everything else in a push
+        # (bench/webhook_load.py).
+        session = services.session_factory()
+        try:
+            loaded = await session.run_sync(_load, msg)
             ctx = Ctx(
                 msg=msg,
                 session=session,
@@ -328,10 +331,13 @@ class Pipeline:
                 reply = TextReply(shown)
             if job.outcome == "pending":
                 job.outcome = "passive"
-            writes = [*ctx.writes, *(loaded.writes(sql, now) if msg.event not in SYSTEM_EVENTS else ())]
+            writes = [*ctx.writes, *(loaded.writes(now) if msg.event not in SYSTEM_EVENTS else ())]
             await _finish(
                 session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred", writes=writes
             )
+        except BaseException:
+            await session.close()  # rolls back whatever the handler did
+            raise
         return reply
 
     async def _failed(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
@@ -340,14 +346,19 @@ class Pipeline:
             reply = TextReply(fill(self.services.texts.templates.get("crash", CRASH_TEXT), self.services.texts.site))
         if job.outcome == "pending":
             job.outcome = "passive"
+        session = self.services.session_factory()
         try:
-            async with self.services.session_factory() as session, session.begin():
-                await _finish(
-                    session, msg, inbound_id, "error", reply, deferred=job.outcome == "deferred", status="failed"
-                )
+            await _finish(session, msg, inbound_id, "error", reply, deferred=job.outcome == "deferred", status="failed")
         except Exception:
+            await session.close()
             log.exception("could not record the failure of inbound %s", inbound_id)
         return reply
+
+
+def _load(session: Session, msg: Incoming) -> _Loaded:
+    conn = session.connection()
+    row = conn.execute(_statements(conn.dialect.name)["load"], {"openid": msg.openid}).first()
+    return _Loaded.from_row(msg, row)
 
 
 def _json_key(value: Any) -> str:
@@ -372,23 +383,21 @@ class _Loaded:
             villager, villager_was = Villager(openid=msg.openid), None
         else:
             values = row._mapping
-            villager = Villager(**{c: values[c] for c in _VILLAGER_FIELDS})
             villager_was = tuple(values[c] for c in _VILLAGER_FIELDS)
+            villager = _plain(Villager, dict(zip(_VILLAGER_FIELDS, villager_was, strict=True)))
         if row is None or row.conv_openid is None:
-            conv = ConversationState(openid=msg.openid, state=None, data={}, context={}, expires_at=None)
-            conv_was = None
+            conv_values: dict[str, Any] = {"state": None, "data": {}, "context": {}, "expires_at": None}
         else:
-            conv = ConversationState(
-                openid=msg.openid,
-                state=row.conv_state,
-                data=row.conv_data or {},
-                context=row.conv_context or {},
-                expires_at=row.conv_expires_at,
-            )
-            conv_was = _conv_key(conv)
-        return cls(villager, conv, villager_was, conv_was)
+            conv_values = {
+                "state": row.conv_state,
+                "data": row.conv_data or {},
+                "context": row.conv_context or {},
+                "expires_at": row.conv_expires_at,
+            }
+        conv = _plain(ConversationState, {"openid": msg.openid, **conv_values})
+        return cls(villager, conv, villager_was, None if row is None or row.conv_openid is None else _conv_key(conv))
 
-    def writes(self, sql: dict[str, Any], now: dt.datetime) -> list[Write]:
+    def writes(self, now: dt.datetime) -> list[Write]:
         """The statements that store what a handler changed (none if it changed nothing)."""
         writes: list[Write] = []
         if self.villager_was is not None:
@@ -409,8 +418,15 @@ class _Loaded:
                 "expires_at": conv.expires_at,
                 "now": now,
             }
-            writes.append((sql["conversation_save"], params))
+            writes.append(("conversation_save", params))
         return writes
+
+
+def _plain(cls: type[M], values: dict[str, Any]) -> M:
+    """A transient model object filled without attribute events, as the ORM's own loader fills one."""
+    obj = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def _conv_key(conv: ConversationState) -> tuple[Any, ...]:
@@ -428,7 +444,7 @@ async def _finish(
     status: str | None = None,
     writes: Sequence[Write] = (),
 ) -> None:
-    """Record the outcome (and the handler's state changes) in the handler's transaction."""
+    """Record the outcome and the handler's state changes in its transaction; commit; close."""
     reply_json = reply.to_json() if reply is not None else {"type": "none"}
     if deferred and reply is not None:
         kind = "cs_text" if isinstance(reply, TextReply) else "cs_news"
@@ -440,7 +456,6 @@ async def _finish(
             idempotency_key=f"inbound-reply:{inbound_id}",
             source=f"inbound:{inbound_id}",
         )
-    conn = await session.connection()
     finish = {
         "inbound_id": inbound_id,
         "status": status or ("deferred" if deferred else "replied"),
@@ -449,10 +464,14 @@ async def _finish(
         "reply": {"type": "none"} if deferred else reply_json,
         "replied_at": dt.datetime.now(dt.UTC),
     }
-    await conn.run_sync(_execute_all, [*writes, (_statements(conn.dialect.name)["finish"], finish)])
+    await session.run_sync(_commit, [*writes, ("finish", finish)])
 
 
-def _execute_all(conn: Connection, writes: Sequence[Write]) -> None:
-    # several statements for one greenlet switch
+def _commit(session: Session, writes: Sequence[Write]) -> None:
+    """Run the writes, flush the handler's ORM changes, commit and close: one greenlet switch."""
+    conn = session.connection()
+    sql = _statements(conn.dialect.name)
     for statement, params in writes:
-        conn.execute(statement, params)
+        conn.execute(sql[statement] if isinstance(statement, str) else statement, params)
+    session.commit()
+    session.close()
