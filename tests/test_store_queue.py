@@ -123,3 +123,31 @@ async def test_one_push_the_database_refuses_does_not_cost_the_others_their_answ
     assert all("借" in a for a in answers[:3] + answers[4:])
     assert await count(client, InboundMessage, InboundMessage.openid == "o_bad") == 0
     assert await count(client, InboundMessage, InboundMessage.openid.like("o_good_%")) == 6
+
+
+async def test_two_processes_storing_the_same_pushes_in_opposite_order_both_succeed(
+    engine: Any, database_url: str
+) -> None:
+    """Two `lawbot serve` processes on one database get WeChat's copies of the same pushes."""
+    from bot.storage.db import create_engine
+    from bot.storage.models import utcnow
+    from bot.wechat.messages import to_incoming
+    from bot.wechat.pusher import PushSigner
+    from bot.wechat.xml import parse_xml
+
+    other_process = create_engine(database_url)
+    signer = PushSigner("token", "appid")
+
+    async def store(eng: Any, batch: list[Any]) -> list[inbound.Stored]:
+        async with eng.connect() as conn:
+            stored: list[inbound.Stored] = await conn.run_sync(inbound._store_all, batch, utcnow())
+            return stored
+
+    try:
+        for _ in range(5):
+            pushes = [to_incoming(parse_xml(signer.sign(signer.text(f"o_{n}", "你好")).body)) for n in range(30)]
+            a, b = await asyncio.gather(store(engine, pushes), store(other_process, pushes[::-1]))
+            assert [s.id for s in a] == [s.id for s in b[::-1]]
+            assert sum(s.new for s in a + b) == 30  # each push is new in exactly one process
+    finally:
+        await other_process.dispose()

@@ -155,17 +155,20 @@ def _store_all(conn: Connection, msgs: Sequence[Incoming], now: dt.datetime) -> 
     """Save pushes (and touch their villagers) in one transaction; one result per push, in order.
 
     Runs as one synchronous unit (``AsyncConnection.run_sync``): a batch costs one greenlet
-    switch and one commit, not one per statement (bench/webhook_load.py)."""
+    switch and one commit, not one per statement (bench/webhook_load.py). Rows are written
+    in key order, so two processes storing overlapping batches (PostgreSQL) wait for each
+    other instead of deadlocking."""
     sql = _statements(conn.dialect.name)
-    results: list[Stored] = []
+    results: list[Stored | None] = [None] * len(msgs)
     by_key: dict[str, Stored] = {}
     touched: dict[str, dict[str, Any]] = {}
     seen: dict[str, dict[str, Any]] = {}
     with conn.begin():
-        for msg in msgs:
+        for i in sorted(range(len(msgs)), key=lambda i: msgs[i].dedup_key):  # stable: copies keep their order
+            msg = msgs[i]
             first = by_key.get(msg.dedup_key)
             if first is not None:  # a copy of a push in the same batch: a retry of it
-                results.append(Stored(first.id, False, "received", None))
+                results[i] = Stored(first.id, False, "received", None)
                 continue
             new_id = conn.execute(sql["inbound"], _inbound_params(msg, now)).scalar_one_or_none()
             if new_id is None:
@@ -179,16 +182,17 @@ def _store_all(conn: Connection, msgs: Sequence[Incoming], now: dt.datetime) -> 
                     else:
                         seen[msg.openid] = {"openid": msg.openid, "now": now, "last_inbound_at": None}
             by_key[msg.dedup_key] = stored
-            results.append(stored)
+            results[i] = stored
         # a villager's first push creates the row; an interaction moves the 48-hour window and
         # re-queues messages held for it (after the window moved: see release_held)
-        first_seen = [p for o, p in seen.items() if o not in touched]
+        first_seen = [seen[o] for o in sorted(seen) if o not in touched]
         if first_seen:
             conn.execute(sql["villager_seen"], first_seen)
         if touched:
-            conn.execute(sql["villager_touch"], list(touched.values()))
-            conn.execute(RELEASE_HELD, [{"release_openid": o, "release_now": now} for o in touched])
-    return results
+            openids = sorted(touched)
+            conn.execute(sql["villager_touch"], [touched[o] for o in openids])
+            conn.execute(RELEASE_HELD, [{"release_openid": o, "release_now": now} for o in openids])
+    return [r for r in results if r is not None]
 
 
 async def store(services: Services, msg: Incoming) -> Stored:
