@@ -462,3 +462,23 @@ async def test_two_mass_jobs_finishing_in_the_same_second_are_two_pushes(client:
     await phone.send(second)
     await phone.send(first)  # WeChat's retry of the first
     assert await count(client, InboundMessage) == 2
+
+
+async def test_a_villagers_quick_second_message_sees_what_the_first_one_left(client: Any, phone: Phone) -> None:
+    """Two messages in quick succession are handled in order, even when the first is slow."""
+    from bot.routing import TextReply
+
+    pipeline = client.app[PIPELINE]
+
+    async def slow_contact(ctx: Any, data: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.3)
+        ctx.remember(more="这是后半段。")
+        return TextReply("这是前半段。")
+
+    for i, h in enumerate(pipeline.dispatcher.handlers):
+        if h.name == "help.contact":
+            pipeline.dispatcher.handlers[i] = type(h)(h.name, h.check, slow_contact, h.stateful)
+    first = asyncio.create_task(phone.say("联系方式"))
+    await asyncio.sleep(0.05)  # the first is stored and being handled
+    assert await phone.say("更多") == "这是后半段。"
+    assert await first == "这是前半段。"

@@ -260,6 +260,8 @@ class Pipeline:
         self.dispatcher = dispatcher
         self._inflight: dict[str, asyncio.Task[Reply | None]] = {}
         self.queue = StoreQueue(services)
+        # one villager's pushes are handled one at a time, in the order they were stored
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(self, msg: Incoming) -> Reply | None:
         """Store, dispatch and return the passive reply (None: answer ``success``)."""
@@ -297,11 +299,21 @@ class Pipeline:
         return None
 
     async def run_job(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
+        lock, waiting = self._turns.get(msg.openid) or (asyncio.Lock(), 0)
+        self._turns[msg.openid] = (lock, waiting + 1)
         try:
-            return await self._dispatch(msg, inbound_id, job)
-        except Exception:
-            log.exception("handler failed for inbound %s", inbound_id)
-            return await self._failed(msg, inbound_id, job)
+            async with lock:  # a quick second message waits for the first one's state
+                try:
+                    return await self._dispatch(msg, inbound_id, job)
+                except Exception:
+                    log.exception("handler failed for inbound %s", inbound_id)
+                    return await self._failed(msg, inbound_id, job)
+        finally:
+            lock, waiting = self._turns[msg.openid]
+            if waiting == 1:
+                del self._turns[msg.openid]
+            else:
+                self._turns[msg.openid] = (lock, waiting - 1)
 
     async def _dispatch(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         services = self.services
