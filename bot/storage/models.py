@@ -102,7 +102,7 @@ class InboundMessage(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
-    openid: Mapped[str] = mapped_column(String(64), index=True)
+    openid: Mapped[str] = mapped_column(String(64))  # indexed with received_at, below
     msg_type: Mapped[str] = mapped_column(String(32))
     event: Mapped[str | None] = mapped_column(String(64), default=None)
     event_key: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -111,7 +111,7 @@ class InboundMessage(Base):
     media_id: Mapped[str | None] = mapped_column(String(255), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # every field of the push
     wechat_created_at: Mapped[dt.datetime]
-    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # recovery looks by time
     # received -> replied (passive reply stored) | deferred (reply went to the outbox) | failed
     status: Mapped[str] = mapped_column(String(16), default="received")
     handler: Mapped[str | None] = mapped_column(String(64), default=None)
