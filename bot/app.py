@@ -14,14 +14,15 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.keys import CRYPTO, ENGINE, PIPELINE, SERVICES
+from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, PIPELINE, SERVICES
 from bot.routing import Dispatcher
 from bot.services.context import Services
 from bot.services.inbound import Pipeline
 from bot.services.knowledge import KnowledgeHolder
 from bot.settings import Settings
-from bot.storage.db import create_engine, create_session_factory
+from bot.storage.db import create_engine, create_session_factory, sqlite_file
 from bot.storage.models import Village
+from bot.storage.sqlite_checkpoint import WalCheckpointer
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.webhook import setup_routes as setup_webhook
 
@@ -61,9 +62,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    await sync_villages(app[SERVICES])
-    yield
-    await app[ENGINE].dispose()
+    checkpointer = app.get(CHECKPOINTER)
+    if checkpointer is not None:
+        checkpointer.start()
+    try:
+        await sync_villages(app[SERVICES])
+        yield
+    finally:
+        await app[ENGINE].dispose()
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -120,9 +128,13 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     holder = knowledge or KnowledgeHolder.load(Path(settings.knowledge_dir))
     app = web.Application(client_max_size=settings.max_body_bytes + 1024)
-    engine = create_engine(settings.database_url)  # no connection is made until first use
+    database_file = sqlite_file(settings.database_url)
+    # no connection is made until first use
+    engine = create_engine(settings.database_url, background_checkpoint=database_file is not None)
     services = Services(settings=settings, session_factory=create_session_factory(engine), knowledge_holder=holder)
     app[ENGINE] = engine
+    if database_file is not None:
+        app[CHECKPOINTER] = WalCheckpointer(database_file)
     app[SERVICES] = services
     app[PIPELINE] = Pipeline(services, Dispatcher(ROUTERS))
     app[CRYPTO] = (

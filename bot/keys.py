@@ -10,9 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 if TYPE_CHECKING:
     from bot.services.context import Services
     from bot.services.inbound import Pipeline
+    from bot.storage.sqlite_checkpoint import WalCheckpointer
     from bot.wechat.crypto import MessageCrypto
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 CRYPTO: web.AppKey[MessageCrypto | None] = web.AppKey("crypto")
+#: present when the database is a SQLite file
+CHECKPOINTER: web.AppKey[WalCheckpointer] = web.AppKey("checkpointer")

@@ -10,12 +10,24 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.storage.sqlite_checkpoint import WRITER_CHECKPOINT_PAGES
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def sqlite_file(database_url: str) -> str | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
+
+
+def create_engine(database_url: str, *, background_checkpoint: bool = False, **kwargs: Any) -> AsyncEngine:
+    """``background_checkpoint``: a :class:`~bot.storage.sqlite_checkpoint.WalCheckpointer`
+    copies this SQLite database's log, so its connections checkpoint only rarely themselves."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -41,6 +53,8 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if background_checkpoint:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
             cursor.close()
             dbapi_conn.isolation_level = None
 
