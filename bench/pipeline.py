@@ -31,18 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-QUESTIONS = [
-    "老板欠工资不给咋办",
-    "借钱不还怎么办",
-    "彩礼能要回来吗",
-    "宅基地怎么申请",
-    "被狗咬了谁赔",
-    "你好",
-    "邻居盖房挡住俺家光了",
-    "离婚孩子归谁",
-    "今天天气怎么样",
-    "俺爹不在了房子咋分",
-]
+from webhook_load import QUESTIONS  # noqa: E402  (bench/ is on the path: the same questions as over HTTP)
 
 spent: collections.Counter[str] = collections.Counter()
 
