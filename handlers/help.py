@@ -69,16 +69,21 @@ def _pick(ctx: Ctx) -> dict[str, Any] | None:
     if ctx.msg.msg_type not in ("text", "voice"):
         return None
     number = numbered(ctx.text)
-    menu = (ctx.conv.context or {}).get("menu")
-    if number is None or not isinstance(menu, dict):
+    if number is None:
         return None
-    return {"number": number, "menu": menu}
+    menu = (ctx.conv.context or {}).get("menu")
+    return {"number": number, "menu": menu if isinstance(menu, dict) else None}
 
 
 @router.on(_pick)
 async def pick(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     number: int = data["number"]
-    menu: dict[str, Any] = data["menu"]
+    menu: dict[str, Any] | None = data["menu"]
+    if menu is None:
+        # a number with no list on screen (an old list, or a habit): say so and show the menu,
+        # rather than treat "1" as a question nobody can answer
+        reply = _help(ctx)
+        return TextReply(ctx.services.texts.get("number_without_list", number=number) + "\n\n" + reply.content)
     if menu.get("kind") == "entries":
         ids = [str(i) for i in menu.get("ids", [])]
         kb = ctx.services.knowledge.kb

@@ -132,4 +132,12 @@ async def test_numbers_refer_to_the_last_list_shown(phone: Phone) -> None:
     assert "隐私" in await phone.say("6")  # the same menu still applies
     await phone.say("宅基地怎么申请")  # an answer: the menu is gone
     reply = await phone.say("1")
-    assert "常见" not in reply  # not the help menu's item 1 any more
+    assert reply.startswith("您回复了数字 1，但现在没有可选的列表")  # not the help menu's item 1 any more ...
+    assert "1 常见法律问题" in reply  # ... but the menu, so that the next number means something
+    assert "大家常问的问题" in await phone.say("1")  # item 1 of the menu just shown
+
+
+async def test_a_bare_number_with_no_list_is_not_recorded_as_an_unanswered_question(client: Any, phone: Phone) -> None:
+    reply = await phone.say("２")
+    assert "没有可选的列表" in reply and "转人工" in reply
+    assert await gaps(client) == []
