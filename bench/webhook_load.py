@@ -1,6 +1,7 @@
 """Webhook load benchmark (run by hand, not a test).
 
-Starts `lawbot serve` on a fresh SQLite database (one process, in-process worker off),
+Starts `lawbot serve` on a fresh SQLite database (one process, in-process worker off;
+`--postgres URL` puts the database on a PostgreSQL server instead),
 then sends signed plaintext text pushes with unique MsgIds — villagers' questions from
 1,600 openids — from N concurrent connections and reports requests/s, p50/p99 latency and
 errors. Afterwards it checks the database: every push that was answered must be stored
@@ -213,6 +214,41 @@ def wrk_load(base: str, seconds: float, concurrency: int, workdir: Path, msg_id_
     return Result("wrk", requests, elapsed, p50, p99, socket_errors + not_a_reply)
 
 
+# ------------------------------------------------------------------ PostgreSQL
+def _plain_url(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def create_pg_database(server_url: str) -> str:
+    import asyncpg
+
+    name = f"lawbot_bench_{os.getpid()}"
+    conn = await asyncpg.connect(_plain_url(server_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = _plain_url(server_url).rpartition("/")[0]
+    return f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def pg_counts_and_drop(server_url: str, database_url: str) -> tuple[int, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(_plain_url(database_url))
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM inbound_messages")
+        replied = await conn.fetchval("SELECT count(*) FROM inbound_messages WHERE status = 'replied'")
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(_plain_url(server_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rpartition("/")[2]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    return int(stored), int(replied)
+
+
 # ------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,6 +257,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on a fresh database created on this PostgreSQL server (postgresql://user@host:port/db)",
+    )
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -230,9 +271,12 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="lawbot-bench-"))
     db = tmp / "bench.sqlite3"
+    database_url = f"sqlite+aiosqlite:///{db}"
+    if args.postgres:
+        database_url = asyncio.run(create_pg_database(args.postgres))
     env = {
         **os.environ,
-        "LAWBOT_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "LAWBOT_DATABASE_URL": database_url,
         "LAWBOT_INPROCESS_WORKER": "false",
         "LAWBOT_LOG_LEVEL": "WARNING",
         "LAWBOT_PORT": str(args.port),
@@ -262,9 +306,12 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=20)
-    with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
-        replied = conn.execute("SELECT count(*) FROM inbound_messages WHERE status = 'replied'").fetchone()[0]
+    if args.postgres:
+        stored, replied = asyncio.run(pg_counts_and_drop(args.postgres, database_url))
+    else:
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
+            replied = conn.execute("SELECT count(*) FROM inbound_messages WHERE status = 'replied'").fetchone()[0]
     print(
         f"{result.client}: {result.requests} requests in {result.seconds:.1f}s "
         f"from {args.concurrency} connections: {result.rate:.0f} req/s"

@@ -130,7 +130,9 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
     app = web.Application(client_max_size=settings.max_body_bytes + 1024)
     database_file = sqlite_file(settings.database_url)
     # no connection is made until first use
-    engine = create_engine(settings.database_url, background_checkpoint=database_file is not None)
+    engine = create_engine(
+        settings.database_url, background_checkpoint=database_file is not None, pool_size=settings.db_pool_size
+    )
     services = Services(settings=settings, session_factory=create_session_factory(engine), knowledge_holder=holder)
     app[ENGINE] = engine
     if database_file is not None:

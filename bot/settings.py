@@ -46,6 +46,13 @@ class Settings:
         default=DEFAULT_SQLITE_URL,
         metadata={"doc": "SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"},
     )
+    db_pool_size: int = field(
+        default=10,
+        metadata={
+            "doc": "PostgreSQL connections per `lawbot serve` / `lawbot worker` process (keep processes × this "
+            "under the server's max_connections)"
+        },
+    )
     redis_url: str = field(
         default="",
         metadata={"doc": "redis://host:port/db — optional; when set, the access token and locks live in Redis"},
@@ -179,6 +186,8 @@ class Settings:
                 raise SettingsError(f"LAWBOT_WECHAT_RATE_LIMITS: {exc}") from exc
         if self.first_response_hours <= 0:
             raise SettingsError("LAWBOT_FIRST_RESPONSE_HOURS must be a positive number of working hours")
+        if self.db_pool_size < 1:
+            raise SettingsError("LAWBOT_DB_POOL_SIZE must be at least 1")
         if self.reply_deadline <= 0 or self.reply_deadline >= 5:
             raise SettingsError("LAWBOT_REPLY_DEADLINE must be between 0 and 5 seconds (WeChat waits 5 s)")
 

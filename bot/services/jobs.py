@@ -82,7 +82,7 @@ async def run_jobs_forever(
     if session_factory is not None:
         await run_jobs(JobContext(settings, session_factory), stop)
         return
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     try:
         await run_jobs(JobContext(settings, create_session_factory(engine)), stop)
     finally:
@@ -101,7 +101,7 @@ async def run_worker_and_jobs(
 
     engine = None
     if session_factory is None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         session_factory = create_session_factory(engine)
     sessions = session_factory
     try:

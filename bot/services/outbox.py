@@ -632,7 +632,7 @@ async def run_worker(
 
     ``session_factory``: share the caller's (the in-process worker of `lawbot serve` on SQLite must, as
     SQLite runs on the loop thread with one connection per process)."""
-    engine = create_engine(settings.database_url) if session_factory is None else None
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size) if session_factory is None else None
     if session_factory is None:
         assert engine is not None
         session_factory = create_session_factory(engine)
