@@ -407,7 +407,8 @@ class _Loaded:
             values = row._mapping
             villager_was = tuple(values[c] for c in _VILLAGER_FIELDS)
             villager = _plain(Villager, dict(zip(_VILLAGER_FIELDS, villager_was, strict=True)))
-        if row is None or row.conv_openid is None:
+        has_conv = row is not None and row.conv_openid is not None
+        if not has_conv:
             conv_values: dict[str, Any] = {"state": None, "data": {}, "context": {}, "expires_at": None}
         else:
             conv_values = {
@@ -417,7 +418,7 @@ class _Loaded:
                 "expires_at": row.conv_expires_at,
             }
         conv = _plain(ConversationState, {"openid": msg.openid, **conv_values})
-        return cls(villager, conv, villager_was, None if row is None or row.conv_openid is None else _conv_key(conv))
+        return cls(villager, conv, villager_was, _conv_key(conv) if has_conv else None)
 
     def writes(self, now: dt.datetime) -> list[Write]:
         """The statements that store what a handler changed (none if it changed nothing)."""
