@@ -1255,8 +1255,28 @@ class SlotRow:
         return max(0, self.capacity - self.taken)
 
 
+class _Totals:
+    """capacity / taken / free of a day, summed over its slots (``_parts``)."""
+
+    @property
+    def _parts(self) -> Sequence[SlotRow | WeekCell]:
+        raise NotImplementedError
+
+    @property
+    def capacity(self) -> int:
+        return sum(p.capacity for p in self._parts)
+
+    @property
+    def taken(self) -> int:
+        return sum(p.taken for p in self._parts)
+
+    @property
+    def free(self) -> int:
+        return sum(p.free for p in self._parts)
+
+
 @dataclass
-class DayOverview:
+class DayOverview(_Totals):
     place: BookingPlace
     day: dt.date
     calendar: CalendarDay
@@ -1265,16 +1285,8 @@ class DayOverview:
     cancelled: list[Booking]
 
     @property
-    def capacity(self) -> int:
-        return sum(r.capacity for r in self.rows)
-
-    @property
-    def taken(self) -> int:
-        return sum(r.taken for r in self.rows)
-
-    @property
-    def free(self) -> int:
-        return sum(r.free for r in self.rows)
+    def _parts(self) -> Sequence[SlotRow]:
+        return self.rows
 
     @property
     def bookings(self) -> list[Booking]:
@@ -1344,23 +1356,15 @@ class WeekCell:
 
 
 @dataclass
-class WeekDay:
+class WeekDay(_Totals):
     day: dt.date
     calendar: CalendarDay
     specials: list[BookingSpecialDay]
     cells: list[WeekCell]
 
     @property
-    def capacity(self) -> int:
-        return sum(c.capacity for c in self.cells)
-
-    @property
-    def taken(self) -> int:
-        return sum(c.taken for c in self.cells)
-
-    @property
-    def free(self) -> int:
-        return sum(c.free for c in self.cells)
+    def _parts(self) -> Sequence[WeekCell]:
+        return self.cells
 
 
 async def week_overview(
