@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.routing import Ctx, HandlerResult, Router, TextReply, event, text_in, text_prefix
 from bot.services import campaigns as service
+from bot.services import staff
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,11 @@ async def mass_send_job_finish(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult
     return None
 
 
-@router.on(text_prefix(service.BIND_WORD))
+@router.on(text_prefix(staff.BIND_WORD))
 async def bind_staff_wechat(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     """A staff member binds this WeChat for campaign previews ("预览绑定 123456" from the back-office)."""
     code = "".join(ch for ch in str(data.get("arg", "")) if not ch.isspace())
-    ok = await service.bind_openid(ctx.session, code, ctx.msg.openid, now=ctx.now)
+    ok = await staff.bind_openid(ctx.session, code, ctx.msg.openid, now=ctx.now)
     return TextReply(ctx.services.texts.get("campaign_bind_done" if ok else "campaign_bind_failed"))
 
 

@@ -18,6 +18,9 @@ from sqlalchemy import func, select, update
 from bot.devtools.fake_wechat import DEV_APPID, DEV_SECRET, FakeWeChat, FakeWeChatServer
 from bot.services import campaigns as svc
 from bot.services.campaigns import Actor, CampaignError, CampaignInput, PermissionDenied, QuotaExceeded
+from bot.services.campaigns.lifecycle import validate
+from bot.services.campaigns.message import build_message
+from bot.services.campaigns.sending import part_key, split_openids
 from bot.services.jobs import JobContext
 from bot.services.outbox import OutboxPolicy, OutboxWorker, client_msg_id
 from bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
@@ -162,34 +165,34 @@ def bodies(fake: FakeWeChat, path: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- input and audience selection
 def test_validate_refuses_bad_input(settings: Settings) -> None:
     known = {1, 2}
-    assert svc.validate(text_input(), settings, known) == []
-    assert "请填写标题。" in svc.validate(text_input(title=" "), settings, known)
-    assert svc.validate(text_input(text="长" * 601), settings, known)
+    assert validate(text_input(), settings, known) == []
+    assert "请填写标题。" in validate(text_input(title=" "), settings, known)
+    assert validate(text_input(text="长" * 601), settings, known)
     news = CampaignInput(title="t", kind="news", article_title="a", article_url="javascript:alert(1)")
-    assert any("http" in e for e in svc.validate(news, settings, known))
+    assert any("http" in e for e in validate(news, settings, known))
     news.article_url, news.article_cover_url = "https://example.org/a", "data:image/png;base64,xx"
-    assert any("封面" in e for e in svc.validate(news, settings, known))
-    assert any("至少选择一个村" in e for e in svc.validate(text_input(audience="villages"), settings, known))
+    assert any("封面" in e for e in validate(news, settings, known))
+    assert any("至少选择一个村" in e for e in validate(text_input(audience="villages"), settings, known))
     assert any(
-        "没有这些村" in e for e in svc.validate(text_input(audience="villages", village_ids=[9]), settings, known)
+        "没有这些村" in e for e in validate(text_input(audience="villages", village_ids=[9]), settings, known)
     )
     one = text_input(audience="openids", openids=["o_only_one"])
-    assert any("至少要 2 个" in e for e in svc.validate(one, settings, known))
+    assert any("至少要 2 个" in e for e in validate(one, settings, known))
     bad = text_input(audience="openids", openids=["o_good_one", "bad id!"])
-    assert any("格式不对" in e for e in svc.validate(bad, settings, known))
+    assert any("格式不对" in e for e in validate(bad, settings, known))
     sub = settings.with_(wechat_account_type="subscription")
     two = text_input(audience="openids", openids=["o_good_one", "o_good_two"])
-    assert any("订阅号" in e for e in svc.validate(two, sub, known))
+    assert any("订阅号" in e for e in validate(two, sub, known))
 
 
 def test_parse_and_split_openids() -> None:
     assert svc.parse_openids("o_aaaaaa1, o_aaaaaa2\no_aaaaaa1；o_aaaaaa3") == ["o_aaaaaa1", "o_aaaaaa2", "o_aaaaaa3"]
-    assert svc.split_openids(["o1"]) == []
+    assert split_openids(["o1"]) == []
     ids = [f"o_{i}" for i in range(25_001)]
-    chunks = svc.split_openids(ids)
+    chunks = split_openids(ids)
     assert len(chunks) == 3 and all(2 <= len(c) <= 10_000 for c in chunks)
     assert [o for c in chunks for o in c] == ids
-    assert [len(c) for c in svc.split_openids(ids[:10_001])] == [5001, 5000]
+    assert [len(c) for c in split_openids(ids[:10_001])] == [5001, 5000]
 
 
 async def test_audience_all_followers(
@@ -202,7 +205,7 @@ async def test_audience_all_followers(
     assert body["msgtype"] == "text" and "宪法宣传周" in body["text"]["content"]
     c = await load(session_factory, campaign_id)
     assert c.status == "sent" and c.sent_at is not None
-    assert body["clientmsgid"] == client_msg_id(svc.part_key(c, 1))
+    assert body["clientmsgid"] == client_msg_id(part_key(c, 1))
 
 
 async def test_audience_villages_by_tag(
@@ -803,7 +806,7 @@ def test_news_message_text() -> None:
         article_url="https://example.org/a",
     )
     assert svc.message_text(c) == "【民法典里的借条】\n借钱要写借条。\n点这里看全文：https://example.org/a"
-    assert svc.build_message(c)["msgtype"] == "text"
+    assert build_message(c)["msgtype"] == "text"
 
 
 def test_tag_name_fits_thirty_bytes() -> None:

@@ -14,6 +14,7 @@ import handlers
 from bot.devtools.fake_wechat import FakeWeChat, FakeWeChatServer
 from bot.keys import SERVICES
 from bot.services import campaigns as svc
+from bot.services import staff as staff_svc
 from bot.services.jobs import JobContext
 from bot.services.outbox import OutboxPolicy, OutboxWorker
 from bot.settings import Settings
@@ -223,10 +224,10 @@ async def test_draft_bind_preview_approve_send_and_reach(
     resp = await post(client, "/admin/campaigns/wechat", csrf, {"back": str(campaign_id)})
     assert resp.status == 303
     page = await (await client.get(resp.headers["Location"])).text()
-    code = re.search(svc.BIND_WORD + r" (\d{6})", page)
+    code = re.search(staff_svc.BIND_WORD + r" (\d{6})", page)
     assert code, page
     phone = Phone(client, settings, "o_staff_li")
-    assert "绑定好了" in await phone.say(f"{svc.BIND_WORD} {code.group(1)}")
+    assert "绑定好了" in await phone.say(f"{staff_svc.BIND_WORD} {code.group(1)}")
     page = await (await client.get(f"/admin/campaigns/{campaign_id}")).text()
     assert "o_staff_li" in page and "预览到我的微信" in page
     assert (await post(client, f"/admin/campaigns/{campaign_id}/preview", csrf)).status == 303

@@ -184,7 +184,7 @@ async def test_archive_pages(app_client: Any) -> None:
 
 # ---------------------------------------------------------------- binding a staff member's WeChat for previews
 async def test_staff_binds_own_wechat_for_previews(app_client: Any, settings: Settings) -> None:
-    from bot.services import campaigns as svc
+    from bot.services import staff as svc
     from bot.storage.staff import StaffUser
 
     async with session_factory(app_client)() as s, s.begin():

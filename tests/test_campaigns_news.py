@@ -15,6 +15,10 @@ import pytest
 from bot.devtools.fake_wechat import FakeWeChat, FakeWeChatServer
 from bot.services import campaigns as svc
 from bot.services.campaigns import CampaignInput
+from bot.services.campaigns.message import build_message
+from bot.services.campaigns.news import CoverError, fetch_cover
+from bot.services.campaigns.preview import PreviewState
+from bot.services.campaigns.sending import SEND_GRACE, part_key
 from bot.services.outbox import OutboxWorker, client_msg_id
 from bot.settings import Settings
 from bot.storage.campaigns import Campaign
@@ -54,7 +58,7 @@ async def request_preview(session_factory: Any, campaign_id: int) -> None:
         await svc.request_preview(s, MEDIATOR, campaign_id, now=NOW)
 
 
-async def preview_states(session_factory: Any, campaign_id: int) -> list[svc.PreviewState]:
+async def preview_states(session_factory: Any, campaign_id: int) -> list[PreviewState]:
     async with session_factory() as s:
         return await svc.previews(s, campaign_id)
 
@@ -134,7 +138,7 @@ async def test_news_with_cover_is_previewed_and_sent_as_mpnews(
     [sent] = bodies(fake, SENDALL)
     assert sent["msgtype"] == "mpnews" and sent["mpnews"] == {"media_id": media_id}
     assert sent["send_ignore_reprint"] == 0 and sent["filter"] == {"is_to_all": True}
-    assert sent["clientmsgid"] == client_msg_id(svc.part_key(c, 1))
+    assert sent["clientmsgid"] == client_msg_id(part_key(c, 1))
     assert (await load(session_factory, campaign_id)).status == "sent"
     # nothing was uploaded or drafted twice
     assert (fake.counts[ADD_MATERIAL], fake.counts[DRAFT_ADD]) == (1, 1)
@@ -204,22 +208,22 @@ async def test_broken_cover_is_a_readable_error_and_retried(
 
 
 async def test_cover_download_limits(fake_server: FakeWeChatServer) -> None:
-    got = await svc.fetch_cover(cover(fake_server), allow_internal=True)
+    got = await fetch_cover(cover(fake_server), allow_internal=True)
     assert got.content.startswith(b"\x89PNG") and (got.content_type, got.filename) == ("image/png", "cover.png")
-    with pytest.raises(svc.CoverError, match="太大"):
-        await svc.fetch_cover(cover(fake_server), max_bytes=10, allow_internal=True)
-    with pytest.raises(svc.CoverError, match="http"):
-        await svc.fetch_cover("file:///etc/passwd")
-    with pytest.raises(svc.CoverError, match="下载封面图片失败"):
-        await svc.fetch_cover("http://127.0.0.1:1/cover.png", allow_internal=True)
+    with pytest.raises(CoverError, match="太大"):
+        await fetch_cover(cover(fake_server), max_bytes=10, allow_internal=True)
+    with pytest.raises(CoverError, match="http"):
+        await fetch_cover("file:///etc/passwd")
+    with pytest.raises(CoverError, match="下载封面图片失败"):
+        await fetch_cover("http://127.0.0.1:1/cover.png", allow_internal=True)
 
 
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:6379/x.png", "http://10.0.0.5/cover.png", "http://169.254.169.254/latest"]
 )
 async def test_a_cover_inside_the_servers_network_is_refused(url: str) -> None:
-    with pytest.raises(svc.CoverError, match="内部网络"):
-        await svc.fetch_cover(url)
+    with pytest.raises(CoverError, match="内部网络"):
+        await fetch_cover(url)
 
 
 async def test_news_without_cover_keeps_the_text_fallback(
@@ -259,7 +263,7 @@ async def test_editing_after_preparation_prepares_again(
         )
         assert c.version == 2 and not svc.mpnews_ready(c)
         with pytest.raises(svc.NotPrepared):
-            svc.build_message(c)
+            build_message(c)
     await request_preview(session_factory, campaign_id)
     await tick(settings, session_factory, api)
     await drain(worker)
@@ -312,6 +316,6 @@ async def test_due_campaign_waits_for_its_article(
         c = await s.get(Campaign, other)
         assert c is not None
         c.article_cover_url = cover(fake_server, "missing.png")
-    await tick(settings, session_factory, api, NOW + svc.SEND_GRACE + dt.timedelta(minutes=1))
+    await tick(settings, session_factory, api, NOW + SEND_GRACE + dt.timedelta(minutes=1))
     c = await load(session_factory, other)
     assert c.status == "failed" and "HTTP 404" in c.last_error

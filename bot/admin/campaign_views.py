@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admin import framework as adm
 from bot.services import campaigns as svc
+from bot.services import staff as staff_svc
 from bot.services.campaigns import Actor, CampaignError, CampaignInput
 from bot.storage.campaigns import Campaign, StaffWeChat, VillageTagMember
 from bot.storage.models import Village, Villager, utcnow
@@ -30,7 +31,7 @@ FORM_TIME = "%Y-%m-%dT%H:%M"
 # ---------------------------------------------------------------- helpers
 async def actor(request: web.Request, session: AsyncSession) -> Actor:
     staff = adm.user(request)
-    return Actor(staff.id, staff.label, staff.role, await svc.staff_openid(session, staff.id))
+    return Actor(staff.id, staff.label, staff.role, await staff_svc.staff_openid(session, staff.id))
 
 
 def campaign_id(request: web.Request) -> int:
@@ -334,7 +335,7 @@ async def campaign_page(request: web.Request) -> web.StreamResponse:
             "village_names": names,
             "my_openid": binding.openid if binding is not None else None,
             "bind_code": binding.code if binding is not None and code_valid else None,
-            "bind_word": svc.BIND_WORD,
+            "bind_word": staff_svc.BIND_WORD,
             "can_edit": c.status in svc.EDITABLE,
             "can_submit": c.status == "draft",
             "can_preview": c.status in (*svc.EDITABLE, "scheduled"),
@@ -436,11 +437,11 @@ async def wechat_bind(request: web.Request) -> web.StreamResponse:
     post = await adm.form(request)
     back = adm.field_text(post, "back", 20)
     async with adm.db(request)() as session, session.begin():
-        code = await svc.binding_code(session, staff.id)
+        code = await staff_svc.binding_code(session, staff.id)
         await adm.audit(session, request, "campaign.wechat_bind_code", object_type="staff", object_id=staff.id)
     adm.flash(
         request,
-        f"请用您自己的微信给公众号发送：{svc.BIND_WORD} {code}（10分钟内有效），发完刷新本页。",
+        f"请用您自己的微信给公众号发送：{staff_svc.BIND_WORD} {code}（10分钟内有效），发完刷新本页。",
         "warn",
     )
     return _back(request, back)
@@ -450,7 +451,7 @@ async def wechat_unbind(request: web.Request) -> web.StreamResponse:
     staff = adm.user(request)
     post = await adm.form(request)
     async with adm.db(request)() as session, session.begin():
-        await svc.unbind(session, staff.id)
+        await staff_svc.unbind(session, staff.id)
         await adm.audit(session, request, "campaign.wechat_unbind", object_type="staff", object_id=staff.id)
     adm.flash(request, "已解除绑定。")
     return _back(request, adm.field_text(post, "back", 20))
