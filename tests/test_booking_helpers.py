@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from bot.services import booking as svc
+from bot.services.booking.config import CONFIG_FILE
 from bot.services.jobs import JobContext
 from bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
 from bot.storage.booking import Booking
@@ -84,9 +84,9 @@ def knowledge_with(tmp_path: Path, booking_yaml: str) -> Path:
     directory = tmp_path / "knowledge"
     directory.mkdir(exist_ok=True)
     for item in DEFAULT_KNOWLEDGE_DIR.iterdir():
-        if item.name != svc.CONFIG_FILE and not (directory / item.name).exists():
+        if item.name != CONFIG_FILE and not (directory / item.name).exists():
             (directory / item.name).symlink_to(item)
-    (directory / svc.CONFIG_FILE).write_text(booking_yaml, encoding="utf-8")
+    (directory / CONFIG_FILE).write_text(booking_yaml, encoding="utf-8")
     return directory
 
 

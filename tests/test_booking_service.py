@@ -13,6 +13,12 @@ from sqlalchemy import func, select
 
 from bot.devtools.fake_wechat import FakeWeChatServer
 from bot.services import booking as svc
+from bot.services.booking.calendar import calendar_day
+from bot.services.booking.config import load_texts, parse_config
+from bot.services.booking.job import run_tick
+from bot.services.booking.planning import plan_day
+from bot.services.booking.reminders import reminder_times
+from bot.services.booking.reservations import BookOutcome
 from bot.services.jobs import JobContext
 from bot.services.outbox import OutboxPolicy, OutboxWorker
 from bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
@@ -36,7 +42,7 @@ from tests.test_booking_helpers import SMALL_BOOKING_YAML, Clock, at, knowledge_
 fake_server = wechat_fakes.fake_server
 
 RULES = svc.Rules()
-SMALL = svc.parse_config(yaml.safe_load(SMALL_BOOKING_YAML))
+SMALL = parse_config(yaml.safe_load(SMALL_BOOKING_YAML))
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ async def ids(session: Any) -> tuple[int, int, int]:
     return place, consult, aid
 
 
-async def book_one(factory: Any, starts_at: dt.datetime, now: dt.datetime, key: str, **kw: Any) -> svc.BookOutcome:
+async def book_one(factory: Any, starts_at: dt.datetime, now: dt.datetime, key: str, **kw: Any) -> BookOutcome:
     async with factory() as s, s.begin():
         place, consult, _aid = await ids(s)
         kw.setdefault("service_id", consult)
@@ -101,18 +107,18 @@ async def book_one(factory: Any, starts_at: dt.datetime, now: dt.datetime, key: 
     ],
 )
 def test_calendar_follows_chinesecalendar(day: dt.date, kind: str, holiday: str | None) -> None:
-    got = svc.calendar_day(day, RULES)
+    got = calendar_day(day, RULES)
     assert (got.kind, got.holiday, got.known) == (kind, holiday, True)
 
 
 def test_years_without_data_fall_back_to_weekdays_and_fixed_holidays() -> None:
     assert svc.calendar_data_until() >= 2026
     year = svc.calendar_data_until() + 1
-    new_year = svc.calendar_day(dt.date(year, 1, 1), RULES)
+    new_year = calendar_day(dt.date(year, 1, 1), RULES)
     assert new_year.kind == "holiday" and not new_year.known
     monday = next(dt.date(year, 1, d) for d in range(2, 9) if dt.date(year, 1, d).weekday() == 0)
-    assert svc.calendar_day(monday, RULES).kind == "workday"
-    assert svc.calendar_day(monday + dt.timedelta(days=5), RULES).kind == "weekend"
+    assert calendar_day(monday, RULES).kind == "workday"
+    assert calendar_day(monday + dt.timedelta(days=5), RULES).kind == "weekend"
 
 
 def _bare_catalog() -> svc.Catalog:
@@ -135,7 +141,7 @@ def _bare_catalog() -> svc.Catalog:
 
 def test_no_slots_on_holidays_slots_on_adjusted_weekends() -> None:
     cat = _bare_catalog()
-    plan = {d: svc.plan_day(cat, RULES, 1, 1, dt.date(2026, 2, d)) for d in range(13, 29)}
+    plan = {d: plan_day(cat, RULES, 1, 1, dt.date(2026, 2, d)) for d in range(13, 29)}
     open_days = sorted(d for d, p in plan.items() if p.slots)
     assert open_days == [13, 14, 24, 25, 26, 27, 28]
     times = [svc.fmt_time(s.starts_at, RULES) for s in plan[14].slots]
@@ -171,10 +177,10 @@ def test_special_days_close_add_places_and_open_extra_hours() -> None:
             extra_capacity=0,
         ),
     ]
-    assert svc.plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 2)).slots == ()
-    assert svc.plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 2)).closed_by is not None
-    assert {s.capacity for s in svc.plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 3)).slots} == {5}
-    sunday = svc.plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 8))
+    assert plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 2)).slots == ()
+    assert plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 2)).closed_by is not None
+    assert {s.capacity for s in plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 3)).slots} == {5}
+    sunday = plan_day(cat, RULES, 1, 1, dt.date(2026, 3, 8))
     assert [(svc.fmt_time(s.starts_at, RULES), s.capacity) for s in sunday.slots] == [
         ("8:00", 4),
         ("8:20", 4),
@@ -203,7 +209,7 @@ async def test_fifty_at_once_on_three_places(database_url: str, seeded: Any) -> 
     postgres = is_postgres(engine)
     ready = asyncio.Barrier(50) if postgres else None
 
-    async def attempt(i: int) -> svc.BookOutcome:
+    async def attempt(i: int) -> BookOutcome:
         async with factory() as s, s.begin():
             cat = await catalog(s)  # every transaction is open before anybody books (PostgreSQL)
             if ready is not None:
@@ -331,7 +337,7 @@ async def test_no_reminder_for_cancelled_or_too_late(seeded: Any, kdir: Path, se
     cancelled = await book_one(seeded, at(2026, 2, 12, 9), clock.now, "c", openid="o1")
     kept = await book_one(seeded, at(2026, 2, 12, 10), clock.now, "k", openid="o2")
     assert cancelled.booking is not None and kept.booking is not None
-    texts = svc.load_texts(kdir)
+    texts = load_texts(kdir)
     async with seeded() as s, s.begin():
         done = await svc.cancel_booking(
             s, await catalog(s), RULES, texts, cancelled.booking.id, now=clock.now, by="villager"
@@ -339,18 +345,18 @@ async def test_no_reminder_for_cancelled_or_too_late(seeded: Any, kdir: Path, se
         assert done is not None
     # the worker was down all evening: at 8:30 the evening reminder is pointless, the 2-hour one is due
     clock.set(at(2026, 2, 12, 8, 30))
-    stats = await svc.run_tick(job(settings, kdir, seeded, clock))
+    stats = await run_tick(job(settings, kdir, seeded, clock))
     assert (stats.eve_reminders, stats.soon_reminders, stats.skipped_reminders) == (0, 1, 1)
     assert [(m.openid, m.idempotency_key) for m in await _outbox(seeded)] == [("o2", f"booking:{kept.booking.id}:soon")]
 
 
 def test_reminder_times_skip_what_is_already_past() -> None:
     start = at(2026, 2, 12, 9)
-    assert svc.reminder_times(start, at(2026, 2, 10, 8), RULES) == (at(2026, 2, 11, 18), at(2026, 2, 12, 7))
-    assert svc.reminder_times(start, at(2026, 2, 11, 20), RULES) == (None, at(2026, 2, 12, 7))
-    assert svc.reminder_times(start, at(2026, 2, 12, 7, 30), RULES) == (None, None)
+    assert reminder_times(start, at(2026, 2, 10, 8), RULES) == (at(2026, 2, 11, 18), at(2026, 2, 12, 7))
+    assert reminder_times(start, at(2026, 2, 11, 20), RULES) == (None, at(2026, 2, 12, 7))
+    assert reminder_times(start, at(2026, 2, 12, 7, 30), RULES) == (None, None)
     # a Tuesday-after-the-holiday appointment is reminded the evening before, a holiday evening
-    assert svc.reminder_times(at(2026, 2, 24, 9), at(2026, 2, 13, 8), RULES)[0] == at(2026, 2, 23, 18)
+    assert reminder_times(at(2026, 2, 24, 9), at(2026, 2, 13, 8), RULES)[0] == at(2026, 2, 23, 18)
 
 
 # ------------------------------------------------------------------ waiting list through the job
@@ -361,7 +367,7 @@ async def test_tick_offers_places_that_became_free(seeded: Any, kdir: Path, sett
         s.add(BookingWaitlist(openid="o_wait", place_id=place, service_id=aid, day=dt.date(2026, 2, 12), name="李四"))
         s.add(BookingWaitlist(openid="o_old", place_id=place, service_id=aid, day=dt.date(2026, 2, 9), name="旧"))
     clock = Clock(now)
-    stats = await svc.run_tick(job(settings, kdir, seeded, clock))
+    stats = await run_tick(job(settings, kdir, seeded, clock))
     assert stats.offers == 1 and stats.waitlist_closed == 1
     (offer,) = await _outbox(seeded)
     assert offer.openid == "o_wait" and "有空位了" in offer.payload["content"]
@@ -387,8 +393,8 @@ async def test_seed_from_the_shipped_file_once(session_factory: Any) -> None:
     assert "经济困难证明" in legal_aid.bring
     # the township station takes every service on a 调休 Saturday and none in the holiday
     for service in cat.services.values():
-        assert svc.plan_day(cat, config.rules, station.id, service.id, dt.date(2026, 2, 14)).slots
-        assert not svc.plan_day(cat, config.rules, station.id, service.id, dt.date(2026, 2, 18)).slots
+        assert plan_day(cat, config.rules, station.id, service.id, dt.date(2026, 2, 14)).slots
+        assert not plan_day(cat, config.rules, station.id, service.id, dt.date(2026, 2, 18)).slots
 
 
 async def test_seeding_twice_at_once_seeds_once(session_factory: Any) -> None:
@@ -425,7 +431,7 @@ def test_config_errors_are_explained(change: dict[str, Any], message: str) -> No
     for key, value in change.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) else value
     with pytest.raises(svc.BookingConfigError, match=message):
-        svc.parse_config(data)
+        parse_config(data)
 
 
 def test_shipped_config_is_valid() -> None:
