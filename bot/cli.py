@@ -204,7 +204,7 @@ def _register_feature_commands() -> None:
     from bot.doctor import doctor
     from bot.kbcli import ask, kb
     from bot.services.menu_cli import menu
-    from bot.services.tickets_cli import tickets
+    from bot.services.tickets.cli import tickets
 
     for command in (ask, kb, admin, menu, tickets, doctor):
         main.add_command(command)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from bot.services import tickets as svc
 from bot.services.jobs import JobContext, discover
 from bot.services.privacy import mask_phone
+from bot.services.tickets.deadlines import add_working_hours, first_response_hours
 from bot.settings import Settings
 from bot.storage.all import load_all
 from bot.storage.db import create_engine, create_session_factory
@@ -52,7 +53,7 @@ def bj(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.da
     ],
 )
 def test_first_response_deadline_counts_working_hours_only(start: dt.datetime, hours: int, due: dt.datetime) -> None:
-    assert svc.add_working_hours(start.astimezone(dt.UTC), hours) == due.astimezone(dt.UTC)
+    assert add_working_hours(start.astimezone(dt.UTC), hours) == due.astimezone(dt.UTC)
 
 
 def test_deadline_is_told_to_villagers_in_plain_words() -> None:
@@ -61,12 +62,12 @@ def test_deadline_is_told_to_villagers_in_plain_words() -> None:
 
 
 def test_the_first_response_hours_default_to_24_and_follow_a_setting_when_there_is_one(settings: Settings) -> None:
-    assert svc.first_response_hours(settings) == 24
+    assert first_response_hours(settings) == 24
 
     class WithSetting:
         first_response_hours = 8
 
-    assert svc.first_response_hours(WithSetting()) == 8  # type: ignore[arg-type]
+    assert first_response_hours(WithSetting()) == 8  # type: ignore[arg-type]
 
 
 def test_statutory_clock_for_a_signed_mediation_agreement() -> None:

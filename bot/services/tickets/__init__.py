@@ -1,0 +1,116 @@
+"""Tickets: intake, assignment, deadlines, replies through the outbox, escalation, satisfaction, privacy.
+
+Shared by the chat handlers (handlers/handoff.py), the back-office (bot/admin/tickets_views.py),
+the operator CLI (``lawbot tickets``, :mod:`bot.services.tickets.cli`) and the periodic job. Every
+function works inside the caller's transaction (``session``) and never commits. One module per concern;
+this package's names are what those callers use:
+
+* ``intake`` — numbers (``2026-0001``: a per-year counter row, incremented with ``UPDATE … RETURNING``;
+  the row lock serialises concurrent intakes on PostgreSQL, SQLite serialises writers anyway) and
+  assignment: round robin over the active mediators of the villager's village (the one whose last
+  automatic assignment is oldest); no village or no mediator → the township queue (``assignee_id`` None).
+* ``deadlines`` — the first response is due within N *working hours* of the Chinese calendar;
+  N is ``LAWBOT_FIRST_RESPONSE_HOURS``, else :data:`DEFAULT_FIRST_RESPONSE_HOURS`.
+* ``job`` — :func:`tick` marks tickets past their first-response deadline once, raises their priority
+  and escalates them to the township admins (idempotent: ``UPDATE … WHERE overdue_at IS NULL``).
+* ``escalation`` (三长联动), ``notices`` (WeChat notices to staff), ``actions`` (reply, note, assign,
+  status, agreement), ``thread``, ``access`` (who sees what), ``lookups`` and ``satisfaction`` (the
+  villager's side), ``errors``.
+* ``privacy`` — :func:`forget_villager` anonymises a villager's tickets and deletes personal fields;
+  :func:`export_villager` returns everything stored about one openid. Other features join in by
+  exposing ``async def erase_personal_data(session, openid)`` / ``async def export_personal_data(session,
+  openid) -> dict`` in a package listed in ``PRIVACY_MODULES`` (bot.services.booking does).
+"""
+
+from __future__ import annotations
+
+from bot.services.tickets.access import can_see, staff_of_village, visible_to
+from bot.services.tickets.actions import REPLY_MAX_CHARS, add_note, assign, set_agreement, set_status, staff_reply
+from bot.services.tickets.deadlines import (
+    CHINA_TZ,
+    format_due,
+    format_time,
+    is_overdue,
+    local,
+    statutory_clock,
+)
+from bot.services.tickets.errors import TicketError
+from bot.services.tickets.escalation import ESCALATION_TARGETS, escalate, mark_urgent
+from bot.services.tickets.intake import Intake, Part, add_villager_message, create_ticket, parse_phone, summary_of
+from bot.services.tickets.job import tick
+from bot.services.tickets.lookups import followup_ticket, latest_open_ticket, may_follow_up, tickets_of
+from bot.services.tickets.notices import admin_ids, notify_staff
+from bot.services.tickets.privacy import export_villager, forget_villager
+from bot.services.tickets.satisfaction import (
+    SATISFACTION_NAMES,
+    pending_satisfaction,
+    record_satisfaction,
+    satisfaction_question_is_last,
+)
+from bot.services.tickets.thread import add_event, audit_row, deliveries
+from bot.storage.tickets import (
+    ANSWERED,
+    ASSIGNED,
+    CLOSED,
+    IN_PROGRESS,
+    MEDIATING,
+    NEW,
+    OPEN_STATUSES,
+    RESOLVED,
+    STATUSES,
+    TRANSFERRED,
+)
+
+__all__ = [
+    "ANSWERED",
+    "ASSIGNED",
+    "CHINA_TZ",
+    "CLOSED",
+    "ESCALATION_TARGETS",
+    "IN_PROGRESS",
+    "MEDIATING",
+    "NEW",
+    "OPEN_STATUSES",
+    "REPLY_MAX_CHARS",
+    "RESOLVED",
+    "SATISFACTION_NAMES",
+    "STATUSES",
+    "TRANSFERRED",
+    "Intake",
+    "Part",
+    "TicketError",
+    "add_event",
+    "add_note",
+    "add_villager_message",
+    "admin_ids",
+    "assign",
+    "audit_row",
+    "can_see",
+    "create_ticket",
+    "deliveries",
+    "escalate",
+    "export_villager",
+    "followup_ticket",
+    "forget_villager",
+    "format_due",
+    "format_time",
+    "is_overdue",
+    "latest_open_ticket",
+    "local",
+    "mark_urgent",
+    "may_follow_up",
+    "notify_staff",
+    "parse_phone",
+    "pending_satisfaction",
+    "record_satisfaction",
+    "satisfaction_question_is_last",
+    "set_agreement",
+    "set_status",
+    "staff_of_village",
+    "staff_reply",
+    "statutory_clock",
+    "summary_of",
+    "tick",
+    "tickets_of",
+    "visible_to",
+]

@@ -1,0 +1,44 @@
+"""Who sees what: an admin every ticket, a mediator their villages' (and their own), a volunteer their
+own; the staff serving a village.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.staff import StaffUser, staff_villages
+from bot.storage.tickets import Ticket
+
+
+def visible_to(role: str, staff_id: int, village_ids: Sequence[int]) -> ColumnElement[bool]:
+    """Tickets a staff member may read and change: admin all; mediator their villages (and theirs); volunteer theirs."""
+    if role == "admin":
+        return true()
+    if role == "mediator":
+        if village_ids:
+            return or_(Ticket.village_id.in_(list(village_ids)), Ticket.assignee_id == staff_id)
+        return Ticket.assignee_id == staff_id
+    if role == "volunteer":
+        return Ticket.assignee_id == staff_id
+    return false()
+
+
+def can_see(ticket: Ticket, role: str, staff_id: int, village_ids: Sequence[int]) -> bool:
+    if role == "admin":
+        return True
+    if ticket.assignee_id == staff_id:
+        return True
+    return role == "mediator" and ticket.village_id is not None and ticket.village_id in village_ids
+
+
+async def staff_of_village(session: AsyncSession, village_id: int | None) -> list[StaffUser]:
+    """Active staff serving a village (everyone active when village_id is None)."""
+    stmt = select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.role, StaffUser.id)
+    if village_id is not None:
+        stmt = stmt.join(staff_villages, staff_villages.c.staff_id == StaffUser.id).where(
+            staff_villages.c.village_id == village_id
+        )
+    return list((await session.execute(stmt)).scalars())
