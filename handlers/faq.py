@@ -10,28 +10,13 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bot.knowledge import Entry
 from bot.matcher import MatchResult
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, always, text_in, text_prefix
 from bot.storage.models import KnowledgeGap
+from handlers.common import LAW_PREFIXES, MORE_WORDS, answer_text, numbered_list
 from handlers.handoff import record_handoff
 
 router = Router("faq")
-
-MORE_WORDS = ("更多", "详细", "详情", "看全文", "全文", "多说点", "展开")
-LAW_PREFIXES = ("查法条", "法条", "查法律", "法律条文")
-
-
-def answer_text(ctx: Ctx, entry: Entry) -> str:
-    """An entry's first message; its details wait for "更多"."""
-    kb = ctx.services.knowledge.kb
-    ctx.remember(last_entry=entry.id, more=kb.render_details(entry) or "", menu=None)
-    return kb.render_answer(entry)
-
-
-def numbered_list(entries: list[Entry]) -> str:
-    return "\n".join(f"{i}. {e.question}" for i, e in enumerate(entries, 1))
-
 
 @router.on(text_in(*MORE_WORDS))
 async def more(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
@@ -114,4 +99,4 @@ async def fallback(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
     return TextReply(ctx.services.texts.get("help"))
 
 
-__all__ = ["CONTINUE", "answer_text", "numbered_list", "reply_to_question", "router"]
+__all__ = ["CONTINUE", "reply_to_question", "router"]

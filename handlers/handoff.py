@@ -45,6 +45,7 @@ from bot.storage.tickets import (
     TRANSFERRED,
     Ticket,
 )
+from handlers.common import HELP_WORDS, LAW_PREFIXES, MORE_WORDS
 
 router = Router("handoff")
 
@@ -492,16 +493,14 @@ _COMMAND_WORDS: set[str] = set()
 
 def _is_command(ctx: Ctx) -> bool:
     """Commands keep working during a follow-up chat (转人工, 结束, 补充, 帮助, 更多, 法条, menu picks …)."""
-    from handlers import faq, help
-
     if not _COMMAND_WORDS:
         words = (
             *HANDOFF_WORDS,
             *MY_TICKETS_WORDS,
             *FORGET_WORDS,
             *END_WORDS,
-            *help.HELP_WORDS,
-            *faq.MORE_WORDS,
+            *HELP_WORDS,
+            *MORE_WORDS,
             "联系方式",
             "隐私说明",
             "预约",
@@ -509,7 +508,7 @@ def _is_command(ctx: Ctx) -> bool:
         _COMMAND_WORDS.update(squash(w) for w in words)
         _COMMAND_WORDS.discard("")
     text = ctx.text
-    if squash(text) in _COMMAND_WORDS or text.startswith(faq.LAW_PREFIXES) or SUPPLEMENT.match(text):
+    if squash(text) in _COMMAND_WORDS or text.startswith(LAW_PREFIXES) or SUPPLEMENT.match(text):
         return True
     return numbered(text) is not None and bool((ctx.conv.context or {}).get("menu"))
 

@@ -6,12 +6,11 @@ from typing import Any
 
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, any_of, click, numbered, text_in
 from handlers.booking import start_booking
-from handlers.faq import answer_text, numbered_list
+from handlers.common import HELP_WORDS, answer_text, numbered_list
 from handlers.handoff import handoff, my_requests
 
 router = Router("help")
 
-HELP_WORDS = ("帮助", "菜单", "help", "功能", "你能干啥", "你能做什么", "怎么用", "说明", "?", "？", "0")
 GREETING_WORDS = ("你好", "您好", "在吗", "在不在", "有人吗", "hi", "hello", "哈喽", "喂")
 # Topics whose first entry is offered under "常见问题".
 HOT_TOPICS = (
