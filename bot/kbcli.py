@@ -1,4 +1,4 @@
-"""`lawbot ask` and `lawbot kb check|eval` — the FAQ matcher and the knowledge base from a shell.
+"""`lawbot ask` and `lawbot kb check|eval|review-due` — the FAQ matcher and the knowledge base from a shell.
 
 Registered in the main group with ``main.add_command(ask); main.add_command(kb)``.
 Only click is imported at module level: the matcher stack loads when a command runs.
@@ -116,8 +116,31 @@ def ask(question: str | None, as_json: bool, explain: bool, knowledge_dir: Path 
             out.write("\n")
 
 
+def _statute(kbase: KnowledgeBase, question: str, as_json: bool, out: TextIO) -> bool:
+    """A "法条 行政复议法20" look-up, answered as the chat answers it; False if ``question`` is not one."""
+    from bot.services.knowledge import Texts
+    from handlers.faq import LAW_PREFIXES
+
+    asked = question.strip()
+    if not asked.startswith(LAW_PREFIXES):
+        return False
+    article = kbase.laws.parse_query(asked)
+    texts = Texts.load(kbase.root, kbase.site)
+    bare = not any(asked.removeprefix(p).strip() for p in LAW_PREFIXES if asked.startswith(p))
+    if as_json:
+        out.write(json.dumps({"query": question, "outcome": "statute" if article else "statute_not_found",
+                              "article": article.label if article else None,
+                              "source": article.source if article else None,
+                              "text": article.text if article else None}, ensure_ascii=False) + "\n")
+    else:
+        out.write((article.render() if article else texts.get("law_usage" if bare else "law_not_found")) + "\n")
+    return True
+
+
 def _answer(kbase: KnowledgeBase, matcher: Matcher, question: str, as_json: bool, out: TextIO,
             explain: bool = False) -> None:
+    if _statute(kbase, question, as_json, out):
+        return
     r = matcher.match(question)
     if as_json:
         data = _result_json(question, r)
@@ -180,6 +203,41 @@ def kb_check(quiet: bool, knowledge_dir: Path | None) -> None:
     click.echo(f"  {len(kbase.laws.laws)} laws, {articles} articles; every citation resolves")
     click.echo(f"  {len(kbase.tables.synonyms)} synonyms, {len(kbase.tables.topic_gates)} topic gates, "
                f"{sum(len(r) for r in kbase.urgent_rules.rules.values())} urgent rules")
+    if report.due:
+        click.echo(f"  {len(report.due)} entries due for review against the law: lawbot kb review-due")
+
+
+@kb.command("review-due")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list: [{entry_id, question, topic, file, line, reviewed, reasons: [{law, version, "
+                   "in_force, kind, why, citations}]}].")
+@_dir_option
+def kb_review_due(as_json: bool, knowledge_dir: Path | None) -> None:
+    """List the FAQ entries to check again because a law they rest on is newer than their `reviewed` date.
+
+    Exit 0 whether or not entries are listed; 2 if the knowledge directory cannot be loaded.
+    """
+    from bot.knowledge.currency import review_due
+
+    kbase = _load(knowledge_dir)
+    due = review_due(kbase)
+    if as_json:
+        click.echo(json.dumps([d.as_json(kbase.topic_name(d.entry.topic)) for d in due], ensure_ascii=False,
+                              indent=1))
+        return
+    if not kbase.currency.enabled:
+        click.echo(f"warning: {kbase.root / 'law_currency.yaml'} is missing: nothing can be checked", err=True)
+    if not due:
+        click.echo("没有需要复核的问答。")
+        return
+    click.echo(f"需要复核的问答：{len(due)} 条")
+    for d in due:
+        e = d.entry
+        click.echo("")
+        click.echo(f"{e.source_file}:{e.source_line}  {e.id}  {e.question}")
+        click.echo(f"  类别：{kbase.topic_name(e.topic)}；上次复核：{e.reviewed or '未填'}")
+        for r in d.reasons:
+            click.echo(f"  - {r.why}")
 
 
 @kb.command("eval")

@@ -1,4 +1,5 @@
-"""The knowledge page: what villagers asked that the FAQ could not answer, and "重新加载知识库"."""
+"""The knowledge page: answers due for review against the law, what villagers asked that the FAQ
+could not answer, and "重新加载知识库"."""
 
 from __future__ import annotations
 
@@ -8,9 +9,26 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from bot.admin import framework as adm
+from bot.knowledge import KnowledgeBase
+from bot.knowledge.currency import book, review_due
 from bot.storage.models import KnowledgeGap, utcnow
 
 GAP_DAYS_CHOICES = (7, 30, 90)
+
+
+def due_for_review(kb: KnowledgeBase) -> list[dict[str, object]]:
+    """The entries to check again against the law, as the page shows them: titles, never ids."""
+    return [
+        {
+            "question": kb.fill(d.entry.question),
+            "topic": kb.topic_name(d.entry.topic),
+            "reviewed": d.entry.reviewed,
+            "reasons": [
+                {"law": book(r.law), "version": r.version, "in_force": r.in_force, "why": r.why} for r in d.reasons
+            ],
+        }
+        for d in review_due(kb)
+    ]
 
 
 async def knowledge_page(request: web.Request) -> web.StreamResponse:
@@ -69,6 +87,7 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
             "repeated": [{"normalized": r[0], "count": r[1], "sample": r[2]} for r in repeated],
             "recent": recent,
             "near_topics": sorted(topics.items(), key=lambda kv: -kv[1]),
+            "due": due_for_review(kb),
             "entries": len(kb.entries),
             "topics_count": len(kb.topics),
             "loaded_at": services.knowledge.loaded_at,

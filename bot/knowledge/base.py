@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.knowledge.currency import Currency
 from bot.knowledge.laws import LawIndex
 from bot.knowledge.model import Entry, Topic
 from bot.knowledge.tables import MatcherTables, UrgentRules
@@ -31,6 +32,7 @@ class KnowledgeBase:
     laws: LawIndex
     tables: MatcherTables = field(default_factory=MatcherTables)
     urgent_rules: UrgentRules = field(default_factory=UrgentRules)
+    currency: Currency = field(default_factory=Currency)  # versions, in-force dates, what is due for review
     by_id: dict[str, Entry] = field(init=False)
     normalizer: Normalizer = field(init=False)
 
@@ -84,5 +86,6 @@ class KnowledgeBase:
 
     def with_entries(self, entries: tuple[Entry, ...]) -> KnowledgeBase:
         """A copy with other entries (benchmarks, tests)."""
-        return KnowledgeBase(self.root, self.topics, entries, self.site, self.laws, self.tables, self.urgent_rules)
+        return KnowledgeBase(self.root, self.topics, entries, self.site, self.laws, self.tables, self.urgent_rules,
+                             self.currency)
 

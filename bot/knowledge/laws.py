@@ -4,6 +4,9 @@ Each file is ``# 名称``, adoption/revision lines, ``<!-- INFO END -->``, then 
 headings and articles as paragraphs starting ``第X条 `` (Chinese numerals, optionally
 ``之一``). The law's *name* is the file name without the ``(date)`` and with
 ``民法典-xx编`` folded to ``民法典`` (article numbers run on across the 民法典's books).
+The ``(date)`` is the text's *version*: when two versions of a law are shipped, the newest
+is the current text that citations resolve in; the older ones are kept as ``replaced``
+(see bot/knowledge/currency.py for what that means for the entries citing them).
 
 >>> idx = LawIndex.from_texts({"反家庭暴力法(2015-12-27).md": "# 反家庭暴力法\\n\\n第二十三条 当事人……\\n"})
 >>> idx.lookup("反家庭暴力法", 23).label
@@ -12,13 +15,14 @@ headings and articles as paragraphs starting ``第X条 `` (Chinese numerals, opt
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Laws that FAQ entries may cite by name although their text is not shipped
-#: (the 2025 revision of the Public Security Administration Punishments Law).
+#: Laws that FAQ entries may cite by name although their text is not shipped, when
+#: knowledge/law_currency.yaml does not say more (its ``name_only`` table adds to this).
 NAME_ONLY_LAWS: frozenset[str] = frozenset({"治安管理处罚法"})
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -27,6 +31,8 @@ _CN_NUM = "零〇一二三四五六七八九十百千万两"
 
 _ARTICLE_RE = re.compile(rf"^第([{_CN_NUM}]+)条(之[{_CN_NUM}]+)?[ \u3000]+(.*)$")
 _FILE_DATE_RE = re.compile(r"[(（](\d{4}-\d{2}-\d{2})[)）]$")
+# "2022年5月1日 施行" among the header lines: the date the text came into force
+_HEADER_IN_FORCE_RE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日[ \u3000]*施行")
 _NUMBER = rf"(?:\d+|[{_CN_NUM}]+)"
 _CITATION_RE = re.compile(rf"^(?P<name>.+?)(?:第(?P<num>{_NUMBER})条(?P<suffix>之[{_CN_NUM}]+)?)?$")
 _QUERY_NUMBER_RE = re.compile(rf"^(?:的)?第?(?P<num>{_NUMBER})条?(?P<suffix>之[{_CN_NUM}]+)?$")
@@ -46,6 +52,10 @@ _ALIASES: Mapping[str, str] = {
     "婚姻家庭编解释一": "最高人民法院关于适用《民法典》婚姻家庭编的解释（一）",
     "婚姻家庭编解释（一）": "最高人民法院关于适用《民法典》婚姻家庭编的解释（一）",
     "婚姻家庭编司法解释": "最高人民法院关于适用《民法典》婚姻家庭编的解释（一）",
+    "婚姻家庭编解释二": "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）",
+    "婚姻家庭编解释（二）": "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）",
+    "婚姻家庭编司法解释二": "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）",
+    "婚姻家庭编司法解释（二）": "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）",
     "继承编解释一": "最高人民法院关于适用《民法典》继承编的解释（一）",
     "继承编解释（一）": "最高人民法院关于适用《民法典》继承编的解释（一）",
     "继承编司法解释": "最高人民法院关于适用《民法典》继承编的解释（一）",
@@ -53,6 +63,25 @@ _ALIASES: Mapping[str, str] = {
     "担保制度司法解释": "最高人民法院关于适用《民法典》有关担保制度的解释",
     "土地承包纠纷解释": "最高人民法院关于审理涉及农村土地承包纠纷案件适用法律问题的解释",
     "土地承包纠纷司法解释": "最高人民法院关于审理涉及农村土地承包纠纷案件适用法律问题的解释",
+    "劳动争议解释一": "最高人民法院关于审理劳动争议案件适用法律问题的解释（一）",
+    "劳动争议解释（一）": "最高人民法院关于审理劳动争议案件适用法律问题的解释（一）",
+    "劳动争议司法解释一": "最高人民法院关于审理劳动争议案件适用法律问题的解释（一）",
+    "劳动争议司法解释（一）": "最高人民法院关于审理劳动争议案件适用法律问题的解释（一）",
+    "人身损害赔偿解释": "最高人民法院关于审理人身损害赔偿案件适用法律若干问题的解释",
+    "人身损害赔偿司法解释": "最高人民法院关于审理人身损害赔偿案件适用法律若干问题的解释",
+    "人身损害解释": "最高人民法院关于审理人身损害赔偿案件适用法律若干问题的解释",
+    "食品药品惩罚性赔偿解释": "最高人民法院关于审理食品药品惩罚性赔偿纠纷案件适用法律若干问题的解释",
+    "食品药品惩罚性赔偿司法解释": "最高人民法院关于审理食品药品惩罚性赔偿纠纷案件适用法律若干问题的解释",
+    "食品药品解释": "最高人民法院关于审理食品药品惩罚性赔偿纠纷案件适用法律若干问题的解释",
+    "司法确认规定": "最高人民法院关于人民调解协议司法确认程序的若干规定",
+    "司法确认程序规定": "最高人民法院关于人民调解协议司法确认程序的若干规定",
+    "人民调解协议司法确认程序规定": "最高人民法院关于人民调解协议司法确认程序的若干规定",
+    "人民调解协议司法确认规定": "最高人民法院关于人民调解协议司法确认程序的若干规定",
+    "调委会组织条例": "人民调解委员会组织条例",
+    "调解委员会组织条例": "人民调解委员会组织条例",
+    "集体经济组织法": "农村集体经济组织法",
+    "复议法": "行政复议法",
+    "行诉法": "行政诉讼法",
     "农民工工资支付条例": "保障农民工工资支付条例",
     "土地承包法": "农村土地承包法",
     "个保法": "个人信息保护法",
@@ -132,11 +161,35 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class LawText:
+    """One shipped version of a law: one file, or several files of the same date (the 民法典's books)."""
+
+    version: str | None  # the file name's date, e.g. "2023-09-01"; None when the name has none (刑法.md)
+    sources: tuple[str, ...]
+    header_in_force: dt.date | None  # a "2022年5月1日 施行" line in the header, if any file has one
+    articles: Mapping[tuple[int, str], Article]
+
+
+@dataclass(frozen=True, slots=True)
 class Law:
+    """A law as shipped: its current text (the newest version) and any older, replaced versions."""
+
     name: str  # canonical name
     title: str  # the file's "# " title, e.g. 中华人民共和国民法典
-    sources: tuple[str, ...]
-    articles: Mapping[tuple[int, str], Article]
+    sources: tuple[str, ...]  # the current text's files
+    articles: Mapping[tuple[int, str], Article]  # the current text's articles: what citations resolve in
+    version: str | None = None
+    header_in_force: dt.date | None = None
+    replaced: tuple[LawText, ...] = ()  # older versions, oldest first
+
+    @property
+    def current(self) -> LawText:
+        return LawText(self.version, self.sources, self.header_in_force, self.articles)
+
+    @property
+    def texts(self) -> tuple[LawText, ...]:
+        """Every shipped version, oldest first, the current one last."""
+        return (*self.replaced, self.current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +209,31 @@ def law_name_from_file(file_name: str) -> str:
     if stem.startswith("民法典-"):
         return "民法典"
     return stem
+
+
+def law_version_from_file(file_name: str) -> str | None:
+    """``行政复议法(2023-09-01).md`` → ``"2023-09-01"``; ``刑法.md`` → None."""
+    m = _FILE_DATE_RE.search(file_name.removesuffix(".md"))
+    return m.group(1) if m else None
+
+
+def header_in_force(text: str) -> dt.date | None:
+    """The date of the last ``2022年5月1日 施行`` line before ``<!-- INFO END -->`` (None if there is none).
+
+    >>> header_in_force("# 某解释\\n\\n2022年2月15日 通过\\n\\n2022年5月1日 施行\\n\\n<!-- INFO END -->\\n")
+    datetime.date(2022, 5, 1)
+    """
+    if "<!-- INFO END -->" not in text:
+        return None
+    found: dt.date | None = None
+    for line in text.split("<!-- INFO END -->", 1)[0].splitlines():
+        m = _HEADER_IN_FORCE_RE.match(line.strip())
+        if m:
+            try:
+                found = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                continue
+    return found
 
 
 def parse_articles(text: str, *, law: str, source: str) -> list[Article]:
@@ -209,22 +287,30 @@ class LawIndex:
     @classmethod
     def from_texts(cls, files: Mapping[str, str]) -> LawIndex:
         """Build from ``{file name: text}`` (file order decides nothing but sources' order)."""
-        grouped: dict[str, list[tuple[str, str]]] = {}
+        grouped: dict[str, dict[str | None, list[tuple[str, str]]]] = {}
         for file_name in sorted(files):
             if not file_name.endswith(".md") or file_name.upper() == "README.MD":
                 continue
-            grouped.setdefault(law_name_from_file(file_name), []).append((file_name, files[file_name]))
+            versions = grouped.setdefault(law_name_from_file(file_name), {})
+            versions.setdefault(law_version_from_file(file_name), []).append((file_name, files[file_name]))
         laws: dict[str, Law] = {}
         keys: dict[str, str] = {}
-        for name, parts in grouped.items():
-            articles: dict[tuple[int, str], Article] = {}
+        for name, versions in grouped.items():
             title = ""
-            for file_name, text in parts:
-                first = next((ln for ln in text.splitlines() if ln.startswith("# ")), "")
-                title = title or first.removeprefix("# ").strip()
-                for art in parse_articles(text, law=name, source=file_name):
-                    articles.setdefault((art.number, art.suffix), art)
-            laws[name] = Law(name, title or name, tuple(p[0] for p in parts), articles)
+            texts: list[LawText] = []
+            for version in sorted(versions, key=lambda v: v or ""):  # no date sorts as the oldest
+                articles: dict[tuple[int, str], Article] = {}
+                in_force: dt.date | None = None
+                for file_name, text in versions[version]:
+                    first = next((ln for ln in text.splitlines() if ln.startswith("# ")), "")
+                    title = first.removeprefix("# ").strip() or title
+                    in_force = header_in_force(text) or in_force
+                    for art in parse_articles(text, law=name, source=file_name):
+                        articles.setdefault((art.number, art.suffix), art)
+                texts.append(LawText(version, tuple(f for f, _ in versions[version]), in_force, articles))
+            current = texts[-1]
+            laws[name] = Law(name, title or name, current.sources, current.articles, current.version,
+                             current.header_in_force, tuple(texts[:-1]))
             keys[_name_key(name)] = name
             if title:
                 keys.setdefault(_name_key(title), name)
@@ -298,8 +384,12 @@ class LawIndex:
         return None
 
 
-def iter_citation_problems(index: LawIndex, basis: Iterable[str]) -> Iterable[tuple[str, str]]:
-    """(citation, problem) for every ``basis`` item that breaks the knowledge/README.md rules."""
+def iter_citation_problems(index: LawIndex, basis: Iterable[str],
+                           name_only: Collection[str] = NAME_ONLY_LAWS) -> Iterable[tuple[str, str]]:
+    """(citation, problem) for every ``basis`` item that breaks the knowledge/README.md rules.
+
+    ``name_only``: laws that are not shipped but may be cited by name (law_currency.yaml).
+    """
     for item in basis:
         if not isinstance(item, str) or not item.strip():
             yield str(item), "empty or non-text citation"
@@ -311,11 +401,11 @@ def iter_citation_problems(index: LawIndex, basis: Iterable[str]) -> Iterable[tu
         if parsed.number is not None and not parsed.arabic:
             yield item, "write the article number in Arabic numerals, e.g. 第1079条"
             continue
-        if parsed.name in NAME_ONLY_LAWS:
+        canonical = index.canonical_name(parsed.name)
+        if canonical is None and parsed.name in name_only:
             if parsed.number is not None:
                 yield item, f"{parsed.name} is not shipped in laws/: cite it by name only"
             continue
-        canonical = index.canonical_name(parsed.name)
         if canonical is None:
             yield item, f"unknown law {parsed.name!r}: not in laws/"
             continue
@@ -323,4 +413,6 @@ def iter_citation_problems(index: LawIndex, basis: Iterable[str]) -> Iterable[tu
             yield item, f"write the law's name as in laws/: {canonical}"
             continue
         if parsed.number is not None and index.lookup(canonical, parsed.number, parsed.suffix) is None:
-            yield item, f"{canonical} has no article {parsed.number}{parsed.suffix} in laws/"
+            law = index.laws[canonical]
+            where = f" (current text: {law.version})" if law.replaced else ""
+            yield item, f"{canonical} has no article {parsed.number}{parsed.suffix} in laws/{where}"

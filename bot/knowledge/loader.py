@@ -9,7 +9,10 @@ Two levels of rules (knowledge/README.md):
 * ``check`` — content rules that ``lawbot kb check`` enforces before a release: ≥ 5
   variants, ≥ 3 entries per topic, answers ≤ 300 characters after filling, citations
   that resolve in ``laws/``, ``reviewed`` dates, who-to-go-to in ``next_step``, no
-  phrasing shared by two entries.
+  phrasing shared by two entries, a version and in-force date for every statute text
+  (``law_currency.yaml``, read by bot/knowledge/currency.py).
+
+Entries due for review (bot/knowledge/currency.py) are warnings, not problems.
 
 Line numbers come from ``yaml.compose`` node marks.
 """
@@ -27,7 +30,8 @@ from typing import Any
 import yaml
 
 from bot.knowledge.base import DISCLAIMER, PLACEHOLDER_RE, PLACEHOLDERS, KnowledgeBase
-from bot.knowledge.laws import LawIndex, iter_citation_problems
+from bot.knowledge.currency import CURRENCY_FILE, DueEntry, load_currency, review_due
+from bot.knowledge.laws import NAME_ONLY_LAWS, LawIndex, iter_citation_problems
 from bot.knowledge.model import Entry, KnowledgeError, Level, Problem, Topic
 from bot.knowledge.tables import SMALLTALK_KINDS, MatcherTables, UrgentRule, UrgentRules
 from bot.matcher.normalize import Normalizer, fold
@@ -404,6 +408,7 @@ def _load_entries(col: _Collector, topics: dict[str, Topic], site: dict[str, Any
 # -- content checks (kb check) ----------------------------------------------------
 def _content_checks(col: _Collector, kb: KnowledgeBase, topic_lines: dict[str, int]) -> None:
     norm = kb.normalizer
+    name_only = {*NAME_ONLY_LAWS, *kb.currency.name_only}
     owner: dict[str, Entry] = {}
     for e in kb.entries:
         rel, line = e.source_file, e.source_line
@@ -419,7 +424,7 @@ def _content_checks(col: _Collector, kb: KnowledgeBase, topic_lines: dict[str, i
         if not any(word in e.next_step for word in CONTACT_WORDS):
             col.add(rel, line, f"{e.id}: next_step does not say who to go to "
                                "(村调委会, {office_name}, 12348, 法院 …)", "check")
-        for citation, problem in iter_citation_problems(kb.laws, e.basis):
+        for citation, problem in iter_citation_problems(kb.laws, e.basis, name_only):
             col.add(rel, line, f"{e.id}: basis {citation!r}: {problem}", "check")
         seen_here: set[str] = set()
         for phrasing in e.phrasings:
@@ -450,6 +455,7 @@ class CheckReport:
     kb: KnowledgeBase | None
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...]
+    due: tuple[DueEntry, ...] = ()  # entries to check again against the law (`lawbot kb review-due`)
 
     @property
     def ok(self) -> bool:
@@ -468,14 +474,18 @@ def _build(directory: Path, *, content: bool) -> tuple[KnowledgeBase | None, _Co
     urgent = _load_urgent(col, Normalizer(tables.synonyms))
     entries = _load_entries(col, topics, site)
     laws = LawIndex.load(directory / "laws")
+    currency = load_currency(directory, laws, topics, col.add)
     if col.errors:
         return None, col, warnings
-    kb = KnowledgeBase(directory, topics, tuple(entries), site, laws, tables, urgent)
+    kb = KnowledgeBase(directory, topics, tuple(entries), site, laws, tables, urgent, currency)
     if content:
         _content_checks(col, kb, topic_lines)
         if site.get("example") is True:
             warnings.append(f"{directory / 'site.yaml'}: holds EXAMPLE values (example: true) — fill in the real ones "
                             "before going live")
+        if not currency.enabled:
+            warnings.append(f"{directory / CURRENCY_FILE}: missing — in-force dates and entries due for review are "
+                            "not checked")
     return kb, col, warnings
 
 
@@ -488,6 +498,10 @@ def load_knowledge(directory: Path | str) -> KnowledgeBase:
 
 
 def check_knowledge(directory: Path | str) -> CheckReport:
-    """Every rule, for ``lawbot kb check``."""
+    """Every rule, for ``lawbot kb check``; entries due for review come as ``due`` and one warning per entry."""
     kb, col, warnings = _build(Path(directory), content=True)
-    return CheckReport(kb, tuple(col.problems), tuple(warnings))
+    due = tuple(review_due(kb)) if kb is not None else ()
+    for item in due:
+        e = item.entry
+        warnings.append(f"{Path(directory) / e.source_file}:{e.source_line}: {item.summary()}")
+    return CheckReport(kb, tuple(col.problems), tuple(warnings), due)
