@@ -118,23 +118,32 @@ def ask(question: str | None, as_json: bool, explain: bool, knowledge_dir: Path 
 
 def _statute(kbase: KnowledgeBase, question: str, as_json: bool, out: TextIO) -> bool:
     """A "法条 行政复议法20" look-up, answered as the chat answers it; False if ``question`` is not one."""
-    from bot.services.knowledge import Texts
     from handlers.faq import LAW_PREFIXES
 
     asked = question.strip()
     if not asked.startswith(LAW_PREFIXES):
         return False
     article = kbase.laws.parse_query(asked)
-    texts = Texts.load(kbase.root, kbase.site)
-    bare = not any(asked.removeprefix(p).strip() for p in LAW_PREFIXES if asked.startswith(p))
     if as_json:
         out.write(json.dumps({"query": question, "outcome": "statute" if article else "statute_not_found",
                               "article": article.label if article else None,
                               "source": article.source if article else None,
                               "text": article.text if article else None}, ensure_ascii=False) + "\n")
     else:
-        out.write((article.render() if article else texts.get("law_usage" if bare else "law_not_found")) + "\n")
+        out.write((article.render() if article else _statute_not_found(kbase, asked, LAW_PREFIXES)) + "\n")
     return True
+
+
+def _statute_not_found(kbase: KnowledgeBase, asked: str, prefixes: tuple[str, ...]) -> str:
+    """The chat's own text (texts.yaml law_usage / law_not_found) for a look-up that found nothing."""
+    from bot.knowledge import KnowledgeError
+    from bot.services.knowledge import Texts
+
+    bare = not any(asked.removeprefix(p).strip() for p in prefixes if asked.startswith(p))
+    try:
+        return Texts.load(kbase.root, kbase.site).get("law_usage" if bare else "law_not_found")
+    except KnowledgeError:  # a directory without chat texts (tests, drafts)
+        return "查法条请这样发：法条 民法典1079" if bare else "没有找到这一条。"
 
 
 def _answer(kbase: KnowledgeBase, matcher: Matcher, question: str, as_json: bool, out: TextIO,

@@ -144,3 +144,14 @@ def test_the_cli_module_stays_light() -> None:
             "heavy = [m for m in ('aiohttp', 'sqlalchemy', 'jinja2') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ask_answers_the_law_command_as_the_chat_does(runner: CliRunner, tiny: Path) -> None:
+    result = runner.invoke(ask, ["--dir", str(tiny), "法条 民法典1079"])
+    assert result.exit_code == 0 and result.stdout.startswith("民法典第1079条\n")
+    assert "（来源：民法典-婚姻家庭编）" in result.stdout
+    assert "没有找到这一条" in runner.invoke(ask, ["--dir", str(tiny), "法条 婚姻法32"]).stdout
+    assert "查法条请这样发" in runner.invoke(ask, ["--dir", str(tiny), "法条"]).stdout
+    data = json.loads(runner.invoke(ask, ["--json", "--dir", str(tiny), "查法条 刑法第276条之一"]).stdout)
+    assert {k: data[k] for k in ("outcome", "article", "source")} == {
+        "outcome": "statute", "article": "刑法第276条之一", "source": "刑法.md"}

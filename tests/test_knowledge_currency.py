@@ -23,6 +23,8 @@ from tests import test_tickets_support as support
 from tests.test_knowledge_tiny import write_tiny_kb
 from tests.test_tickets_support import add_staff
 
+SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
+
 CURRENCY = """\
 texts:
   民法典-婚姻家庭编.md: {version: 2020-05-28, in_force: 2021-01-01}
@@ -226,3 +228,27 @@ async def test_the_knowledge_page_lists_the_answers_due_for_review_by_their_titl
         assert item.entry.id not in page  # titles, never slugs
         for reason in item.reasons:
             assert html.escape(reason.why) in page
+
+
+# -- the shipped knowledge ---------------------------------------------------------------------
+def test_the_shipped_knowledge_is_current_but_for_revised_texts_that_are_not_shipped() -> None:
+    """After the 2026-12 review only entries resting on 治安管理处罚法/婚姻登记条例/食品安全法 (2025) are due."""
+    kbase = load_knowledge(SHIPPED)
+    assert kbase.currency.enabled and len(kbase.entries) >= 170
+    due = review_due(kbase)
+    assert due
+    for item in due:
+        assert {r.kind for r in item.reasons} == {"unshipped"}, item.entry.id
+        assert {r.law for r in item.reasons} <= set(kbase.currency.revised), item.entry.id
+    assert check_knowledge(SHIPPED).problems == ()
+
+
+def test_every_shipped_text_has_a_version_and_an_in_force_date() -> None:
+    kbase = load_knowledge(SHIPPED)
+    for law, texts in kbase.currency.versions.items():
+        for text in texts:
+            assert text.version and text.in_force, (law, text.files)
+    for law, in_force in (("行政复议法", "2024-01-01"), ("农村集体经济组织法", "2025-05-01"), ("民法典", "2021-01-01"),
+                          ("最高人民法院关于适用《民法典》婚姻家庭编的解释（二）", "2025-02-01")):
+        current = kbase.currency.current(law)
+        assert current is not None and str(current.in_force) == in_force, law

@@ -131,8 +131,40 @@ def test_the_shipped_texts_parse_completely(shipped: LawIndex) -> None:
     ("最高人民法院关于适用中华人民共和国民法典婚姻家庭编的解释(一)",
      "最高人民法院关于适用《民法典》婚姻家庭编的解释（一）"),
     ("反家暴法", "反家庭暴力法"),
+    ("婚姻家庭编解释二", "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）"),
+    ("婚姻家庭编解释(二)", "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）"),
+    ("劳动争议解释一", "最高人民法院关于审理劳动争议案件适用法律问题的解释（一）"),
+    ("人身损害赔偿解释", "最高人民法院关于审理人身损害赔偿案件适用法律若干问题的解释"),
+    ("食品药品惩罚性赔偿解释", "最高人民法院关于审理食品药品惩罚性赔偿纠纷案件适用法律若干问题的解释"),
+    ("司法确认规定", "最高人民法院关于人民调解协议司法确认程序的若干规定"),
+    ("调委会组织条例", "人民调解委员会组织条例"),
+    ("集体经济组织法", "农村集体经济组织法"),
+    ("中华人民共和国行政复议法", "行政复议法"),
+    ("行政诉讼法", "行政诉讼法"),
+    ("劳动法", "劳动法"),
 ])
 def test_short_and_full_names_of_shipped_laws(shipped: LawIndex, alias: str, canonical: str) -> None:
     assert shipped.canonical_name(alias) == canonical
     article = shipped.parse_query(f"法条 {alias}第5条")
     assert article is not None and article.law == canonical
+
+
+@pytest.mark.parametrize(("query", "label", "source"), [
+    ("法条 行政复议法20", "行政复议法第20条", "行政复议法(2023-09-01).md"),
+    ("查法条 劳动法第四十四条", "劳动法第44条", "劳动法(2018-12-29).md"),
+    ("法条 劳动合同法44", "劳动合同法第44条", "劳动合同法(2012-12-28).md"),  # not read as 劳动法
+    ("法条 婚姻家庭编解释二第8条", "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）第8条",
+     "最高人民法院关于适用《民法典》婚姻家庭编的解释（二）(2025-01-15).md"),
+    ("法条 集体经济组织法57", "农村集体经济组织法第57条", "农村集体经济组织法(2024-06-28).md"),
+    ("法条 行政诉讼法第46条", "行政诉讼法第46条", "行政诉讼法(2017-06-27).md"),
+])
+def test_the_newer_statutes_answer_the_law_command(shipped: LawIndex, query: str, label: str, source: str) -> None:
+    article = shipped.parse_query(query)
+    assert article is not None and (article.label, article.source) == (label, source)
+
+
+def test_the_header_gives_the_in_force_date_of_interpretations(shipped: LawIndex) -> None:
+    injury = shipped.laws["最高人民法院关于审理人身损害赔偿案件适用法律若干问题的解释"]
+    assert str(injury.header_in_force) == "2022-05-01"
+    assert shipped.laws["行政复议法"].header_in_force is None  # laws say it in their last article: law_currency.yaml
+    assert shipped.laws["行政复议法"].version == "2023-09-01"
