@@ -190,6 +190,9 @@ def kb_check(quiet: bool, knowledge_dir: Path | None) -> None:
 
     directory = _knowledge_dir(knowledge_dir)
     report = check_knowledge(directory)
+    for item in report.due:
+        click.echo(f"warning: {directory / item.entry.source_file}:{item.entry.source_line}: {item.summary()}",
+                   err=True)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     if not report.ok:

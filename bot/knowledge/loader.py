@@ -498,10 +498,9 @@ def load_knowledge(directory: Path | str) -> KnowledgeBase:
 
 
 def check_knowledge(directory: Path | str) -> CheckReport:
-    """Every rule, for ``lawbot kb check``; entries due for review come as ``due`` and one warning per entry."""
+    """Every rule, for ``lawbot kb check``; entries due for review come as ``due`` (and one summary warning)."""
     kb, col, warnings = _build(Path(directory), content=True)
     due = tuple(review_due(kb)) if kb is not None else ()
-    for item in due:
-        e = item.entry
-        warnings.append(f"{Path(directory) / e.source_file}:{e.source_line}: {item.summary()}")
+    if due:
+        warnings.append(f"{len(due)} 条问答需要对照法律复核（lawbot kb review-due，或后台 知识库 → 需要复核的问答）")
     return CheckReport(kb, tuple(col.problems), tuple(warnings), due)
