@@ -118,7 +118,7 @@ def ask(question: str | None, as_json: bool, explain: bool, knowledge_dir: Path 
 
 def _statute(kbase: KnowledgeBase, question: str, as_json: bool, out: TextIO) -> bool:
     """A "法条 行政复议法20" look-up, answered as the chat answers it; False if ``question`` is not one."""
-    from handlers.faq import LAW_PREFIXES
+    from handlers.common import LAW_PREFIXES
 
     asked = question.strip()
     if not asked.startswith(LAW_PREFIXES):
