@@ -203,10 +203,11 @@ def _register_feature_commands() -> None:
     from bot.admin.cli import admin
     from bot.doctor import doctor
     from bot.kbcli import ask, kb
+    from bot.services.disputes.cli import disputes
     from bot.services.menu_cli import menu
     from bot.services.tickets.cli import tickets
 
-    for command in (ask, kb, admin, menu, tickets, doctor):
+    for command in (ask, kb, admin, menu, tickets, disputes, doctor):
         main.add_command(command)
 
 

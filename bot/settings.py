@@ -105,6 +105,12 @@ class Settings:
     first_response_hours: int = field(
         default=24, metadata={"doc": "working hours (Chinese calendar) staff have for a ticket's first response"}
     )
+    dispute_report_day: int = field(
+        default=25,
+        metadata={
+            "doc": "day of the month each village's 月排查 report is due (1-28); reminders two days before and on it"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "logging level"})
     trust_proxy: bool = field(
         default=False, metadata={"doc": "honour X-Forwarded-Proto/For from nginx (Secure cookies behind TLS)"}
@@ -186,6 +192,8 @@ class Settings:
                 raise SettingsError(f"LAWBOT_WECHAT_RATE_LIMITS: {exc}") from exc
         if self.first_response_hours <= 0:
             raise SettingsError("LAWBOT_FIRST_RESPONSE_HOURS must be a positive number of working hours")
+        if not 1 <= self.dispute_report_day <= 28:
+            raise SettingsError("LAWBOT_DISPUTE_REPORT_DAY must be a day of the month from 1 to 28")
         if self.db_pool_size < 1:
             raise SettingsError("LAWBOT_DB_POOL_SIZE must be at least 1")
         if self.reply_deadline <= 0 or self.reply_deadline >= 5:

@@ -6,10 +6,11 @@ Handlers bound to a wizard state are tried before all of these (see bot.routing.
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import booking, campaigns, faq, handoff, help, media, system
+from handlers import booking, campaigns, disputes, faq, handoff, help, media, system
 
 ROUTERS: tuple[Router, ...] = (
     campaigns.router,  # 退订/订阅, 往期普法, staff preview binding, MASSSENDJOBFINISH reach
+    disputes.router,  # 本月排查 from staff who bound their WeChat (月报告, 零报告); others pass on
     system.router,  # subscribe, unsubscribe, scans, WeChat's own notices
     media.router,  # voice without recognition, pictures, video, locations, links
     handoff.router,  # 转人工 intake, 我的咨询, follow-ups, 删除我的信息

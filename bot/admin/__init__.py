@@ -24,7 +24,11 @@ CORE_VIEW_MODULES: tuple[str, ...] = (
     "bot.admin.villager_views",
 )
 #: views other features add on top of the framework; a module that does not exist yet is skipped
-FEATURE_VIEW_MODULES: tuple[str, ...] = ("bot.admin.booking_views", "bot.admin.campaign_views")
+FEATURE_VIEW_MODULES: tuple[str, ...] = (
+    "bot.admin.booking_views",
+    "bot.admin.campaign_views",
+    "bot.admin.dispute_views",
+)
 
 
 def setup_admin(app: web.Application) -> None:

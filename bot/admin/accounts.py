@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from bot.storage.models import Village, utcnow
-from bot.storage.staff import ROLES, StaffUser
+from bot.storage.staff import POSITION_NAMES, POSITIONS, ROLES, StaffUser
 
 USERNAME_RE = re.compile(r"^[\w.\-]{2,32}$")
 
@@ -30,11 +30,15 @@ async def villages_by_id(session: AsyncSession, ids: Sequence[int]) -> list[Vill
     return found
 
 
-def check_role(role: str, village_ids: Sequence[int]) -> None:
+def check_role(role: str, village_ids: Sequence[int], position: str = "") -> None:
     if role not in ROLES:
         raise AccountError(f"角色只能是 {' / '.join(ROLES)}")
     if role == "mediator" and not village_ids:
         raise AccountError("调解员至少要负责一个村。")
+    if position not in POSITIONS:
+        raise AccountError(f"三长联动职务只能是：{'、'.join(POSITION_NAMES.values())}，或不填")
+    if role == "leader" and not position:
+        raise AccountError("三长联动成员要选职务（乡矛调中心组长、派出所负责人、司法所所长或人民法庭）。")
 
 
 async def create_staff(
@@ -45,11 +49,12 @@ async def create_staff(
     password_hash: str,
     village_ids: Sequence[int] = (),
     display_name: str = "",
+    position: str = "",
 ) -> StaffUser:
     username = username.strip()
     if not USERNAME_RE.match(username):
         raise AccountError("用户名 2-32 个字符：字母、数字、汉字、点、横线或下划线。")
-    check_role(role, village_ids)
+    check_role(role, village_ids, position)
     taken = (await session.execute(select(StaffUser.id).where(StaffUser.username == username))).scalar_one_or_none()
     if taken is not None:
         raise AccountError(f"用户名 {username} 已经有人用了。")
@@ -57,6 +62,7 @@ async def create_staff(
         username=username,
         display_name=display_name.strip()[:64],
         role=role,
+        position=position,
         password_hash=password_hash,
         active=True,
         created_at=utcnow(),

@@ -195,6 +195,8 @@ async def change_password(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
+    if adm.user(request).role == "leader" and "admin-disputes-queue" in request.app.router:
+        adm.redirect(request, "admin-disputes-queue")  # 三长联动 members start at their queue
     adm.redirect(request, "admin-tickets")
 
 

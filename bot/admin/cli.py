@@ -49,7 +49,9 @@ async def _ensure_villages(session: Any, knowledge_dir: str, ids: tuple[int, ...
     await session.flush()
 
 
-async def _create(settings: Any, username: str, role: str, villages: tuple[int, ...], name: str, password: str) -> int:
+async def _create(
+    settings: Any, username: str, role: str, villages: tuple[int, ...], name: str, password: str, position: str = ""
+) -> int:
     from bot.admin import accounts
     from bot.admin.auth import hash_password
     from bot.services.tickets import audit_row
@@ -69,6 +71,7 @@ async def _create(settings: Any, username: str, role: str, villages: tuple[int, 
                 password_hash=await hash_password(password),
                 village_ids=villages,
                 display_name=name,
+                position=position,
             )
             session.add(
                 audit_row(
@@ -76,7 +79,13 @@ async def _create(settings: Any, username: str, role: str, villages: tuple[int, 
                     utcnow(),
                     object_type="staff",
                     object_id=staff.id,
-                    details={"via": "cli", "username": username, "role": role, "villages": list(villages)},
+                    details={
+                        "via": "cli",
+                        "username": username,
+                        "role": role,
+                        "villages": list(villages),
+                        "position": position,
+                    },
                 )
             )
             return staff.id
@@ -137,22 +146,35 @@ def admin() -> None:
 @admin.command("create-user")
 @click.argument("username")
 @click.option(
-    "--role", type=click.Choice(["admin", "mediator", "volunteer"]), required=True, help="admin sees the township"
+    "--role",
+    type=click.Choice(["admin", "mediator", "volunteer", "leader"]),
+    required=True,
+    help="admin sees the township; leader (三长联动) sees the 三长联动 queue",
 )
 @click.option("--village", "villages", type=int, multiple=True, help="village id (repeat for several)")
 @click.option("--name", "display_name", default="", help="display name, e.g. 张调解员")
+@click.option(
+    "--position",
+    type=click.Choice(["centre_head", "police_head", "judicial_head", "court"]),
+    default="",
+    help="三长联动 position: centre_head 乡矛调中心组长, police_head 派出所负责人, "
+    "judicial_head 司法所所长, court 人民法庭",
+)
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
-def create_user(username: str, role: str, villages: tuple[int, ...], display_name: str, password_stdin: bool) -> None:
+def create_user(
+    username: str, role: str, villages: tuple[int, ...], display_name: str, position: str, password_stdin: bool
+) -> None:
     """Create a staff account (asks for the password unless --password-stdin)."""
     from bot.admin.accounts import AccountError
 
     settings = _settings()
     password = _read_password(password_stdin)
     try:
-        staff_id = asyncio.run(_create(settings, username, role, villages, display_name, password))
+        staff_id = asyncio.run(_create(settings, username, role, villages, display_name, password, position))
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     where = f" villages {', '.join(map(str, villages))}" if villages else ""
+    where += f" position {position}" if position else ""
     click.echo(f"created {role} {username} (id {staff_id}){where}; sign in at {settings.base_url}/admin")
 
 

@@ -44,7 +44,7 @@ from bot.services.context import Services
 from bot.services.tickets import audit_row, format_time
 from bot.storage.db import SessionFactory
 from bot.storage.models import utcnow
-from bot.storage.staff import ROLE_NAMES, ROLES, StaffUser
+from bot.storage.staff import POSITION_NAMES, ROLE_NAMES, ROLES, StaffUser
 from bot.wechat.api import WeChatClient
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ CSRF_HEADER = "X-CSRF-Token"
 ALL: tuple[str, ...] = ROLES  # every signed-in staff member
 STAFF: tuple[str, ...] = ("admin", "mediator")  # township admins and village mediators
 ADMIN: tuple[str, ...] = ("admin",)  # township admins only
+LEADERS: tuple[str, ...] = ("admin", "leader")  # the 三长联动 queue: township admins and 三长联动 members
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -80,6 +81,8 @@ class Staff:
     display_name: str
     role: str
     village_ids: tuple[int, ...]
+    #: 三长联动 position ("" none): see bot.storage.staff.POSITION_NAMES
+    position: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -91,7 +94,8 @@ class Staff:
 
     @property
     def role_name(self) -> str:
-        return ROLE_NAMES.get(self.role, self.role)
+        name = ROLE_NAMES.get(self.role, self.role)
+        return f"{name}·{POSITION_NAMES[self.position]}" if self.position in POSITION_NAMES else name
 
     def can_see_village(self, village_id: int | None) -> bool:
         """Village-level data (reports, staff of a village): admins all, mediators their villages."""
@@ -370,7 +374,9 @@ async def load_staff(session: AsyncSession, staff_id: int) -> StaffUser | None:
 
 
 def identity(staff: StaffUser) -> Staff:
-    return Staff(staff.id, staff.username, staff.display_name, staff.role, tuple(v.id for v in staff.villages))
+    return Staff(
+        staff.id, staff.username, staff.display_name, staff.role, tuple(v.id for v in staff.villages), staff.position
+    )
 
 
 async def _load_user(request: web.Request) -> None:

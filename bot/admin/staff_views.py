@@ -12,7 +12,7 @@ from bot.admin import accounts
 from bot.admin import framework as adm
 from bot.admin.auth import hash_password, password_problem
 from bot.storage.models import Village, Villager
-from bot.storage.staff import ROLE_NAMES, ROLES, StaffUser, staff_villages
+from bot.storage.staff import POSITION_NAMES, ROLE_NAMES, ROLES, StaffUser, staff_villages
 from bot.storage.tickets import OPEN_STATUSES, Ticket
 
 
@@ -38,7 +38,12 @@ async def staff_list(request: web.Request) -> web.StreamResponse:
             ).scalars()
         )
         await adm.audit(session, request, "staff.list", object_type="staff")
-    return await adm.render(request, "admin/staff_list.html", {"people": people, "roles": ROLE_NAMES}, title="人员")
+    return await adm.render(
+        request,
+        "admin/staff_list.html",
+        {"people": people, "roles": ROLE_NAMES, "positions": POSITION_NAMES},
+        title="人员",
+    )
 
 
 def _form_context(person: StaffUser | None, villages: list[Village], error: str = "", **values: Any) -> dict[str, Any]:
@@ -48,6 +53,8 @@ def _form_context(person: StaffUser | None, villages: list[Village], error: str 
         "villages": villages,
         "chosen": set(chosen),
         "roles": ROLE_NAMES,
+        "positions": POSITION_NAMES,
+        "position": values.get("position", person.position if person else ""),
         "error": error,
         "username": values.get("username", person.username if person else ""),
         "display_name": values.get("display_name", person.display_name if person else ""),
@@ -69,6 +76,7 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
         "display_name": adm.field_text(data, "display_name", 64),
         "role": adm.field_text(data, "role", 16),
         "village_ids": _village_ids(data),
+        "position": adm.field_text(data, "position", 32),
     }
     password, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
     problem = password_problem(password, confirm)
@@ -82,6 +90,7 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
                     password_hash=await hash_password(password),
                     village_ids=values["village_ids"],
                     display_name=values["display_name"],
+                    position=values["position"],
                 )
                 await adm.audit(
                     session,
@@ -89,7 +98,12 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
                     "staff.create",
                     object_type="staff",
                     object_id=staff.id,
-                    details={"username": staff.username, "role": staff.role, "villages": values["village_ids"]},
+                    details={
+                        "username": staff.username,
+                        "role": staff.role,
+                        "villages": values["village_ids"],
+                        "position": staff.position,
+                    },
                 )
         except accounts.AccountError as exc:
             problem = str(exc)
@@ -130,6 +144,7 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
     me = adm.user(request)
     data = await adm.form(request)
     role = adm.field_text(data, "role", 16)
+    position = adm.field_text(data, "position", 32)
     village_ids = _village_ids(data)
     active = data.get("active") == "1"
     display_name = adm.field_text(data, "display_name", 64)
@@ -140,7 +155,7 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
         async with adm.db(request)() as session, session.begin():
             person = await _person(request, session)
             username = person.username
-            accounts.check_role(role, village_ids)
+            accounts.check_role(role, village_ids, position)
             if person.id == me.id and (role != "admin" or not active):
                 raise accounts.AccountError("不能停用自己，也不能取消自己的管理员角色（请另一位管理员操作）。")
             if password and (problem := password_problem(password, confirm)):
@@ -150,6 +165,9 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
                 changes["role"] = [person.role, role]
             if person.active != active:
                 changes["active"] = [person.active, active]
+            if person.position != position:
+                changes["position"] = [person.position, position]
+                person.position = position
             before = sorted(v.id for v in person.villages)
             if before != village_ids:
                 changes["villages"] = [before, village_ids]
@@ -168,7 +186,13 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
     if problem:
         async with adm.db(request)() as session:
             person = await _person(request, session)
-        values = {"role": role, "village_ids": village_ids, "active": active, "display_name": display_name}
+        values = {
+            "role": role,
+            "village_ids": village_ids,
+            "active": active,
+            "display_name": display_name,
+            "position": position,
+        }
         context = _form_context(person, await _all_villages(request), problem, **values)
         return await adm.render(request, "admin/staff_form.html", context, title=person.label, status=400)
     adm.flash(request, f"已保存 {username}。")

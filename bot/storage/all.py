@@ -8,7 +8,13 @@ import importlib.util
 from bot.storage.models import Base
 
 # Feature modules keep their models beside the core ones; each imports Base from models.
-FEATURE_MODULES = ("bot.storage.tickets", "bot.storage.booking", "bot.storage.campaigns", "bot.storage.staff")
+FEATURE_MODULES = (
+    "bot.storage.tickets",
+    "bot.storage.booking",
+    "bot.storage.campaigns",
+    "bot.storage.staff",
+    "bot.storage.disputes",
+)
 
 
 def load_all() -> type[Base]:

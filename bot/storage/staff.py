@@ -10,9 +10,23 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.storage.models import Base, Village, utcnow
 
-#: role → what it may see: admin the whole township; mediator their villages; volunteer their own tickets
-ROLES: tuple[str, ...] = ("admin", "mediator", "volunteer")
-ROLE_NAMES: dict[str, str] = {"admin": "乡管理员", "mediator": "调解员", "volunteer": "法律明白人"}
+#: role → what it may see: admin the whole township; mediator their villages; volunteer their own tickets;
+#: leader (三长联动成员) only the 三长联动 queue and the cases and tickets in it
+ROLES: tuple[str, ...] = ("admin", "mediator", "volunteer", "leader")
+ROLE_NAMES: dict[str, str] = {
+    "admin": "乡管理员",
+    "mediator": "调解员",
+    "volunteer": "法律明白人",
+    "leader": "三长联动",
+}
+#: 三长联动 position held by an account ("" none); any role may hold one (an admin who is also 司法所所长)
+POSITIONS: tuple[str, ...] = ("", "centre_head", "police_head", "judicial_head", "court")
+POSITION_NAMES: dict[str, str] = {
+    "centre_head": "乡矛调中心组长",
+    "police_head": "派出所负责人",
+    "judicial_head": "司法所所长",
+    "court": "人民法庭",
+}
 
 staff_villages = Table(
     "staff_villages",
@@ -31,7 +45,9 @@ class StaffUser(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(64), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))  # admin | mediator | volunteer
+    role: Mapped[str] = mapped_column(String(16))  # admin | mediator | volunteer | leader
+    #: 三长联动 position: "" | centre_head | police_head | judicial_head | court (POSITION_NAMES)
+    position: Mapped[str] = mapped_column(String(32), default="", server_default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -44,6 +60,10 @@ class StaffUser(Base):
     @property
     def label(self) -> str:
         return self.display_name or self.username
+
+    @property
+    def position_name(self) -> str:
+        return POSITION_NAMES.get(self.position, "")
 
 
 class AuditLog(Base):

@@ -35,7 +35,7 @@ from bot.services.tickets.deadlines import (
     statutory_clock,
 )
 from bot.services.tickets.errors import TicketError
-from bot.services.tickets.escalation import ESCALATION_TARGETS, escalate, mark_urgent
+from bot.services.tickets.escalation import ESCALATION_TARGETS, LEADER_TARGETS, escalate, mark_urgent
 from bot.services.tickets.intake import Intake, Part, add_villager_message, create_ticket, parse_phone, summary_of
 from bot.services.tickets.job import tick
 from bot.services.tickets.lookups import followup_ticket, latest_open_ticket, may_follow_up, tickets_of
@@ -68,6 +68,7 @@ __all__ = [
     "CLOSED",
     "ESCALATION_TARGETS",
     "IN_PROGRESS",
+    "LEADER_TARGETS",
     "MEDIATING",
     "NEW",
     "OPEN_STATUSES",

@@ -1,16 +1,17 @@
 """Who sees what: an admin every ticket, a mediator their villages' (and their own), a volunteer their
-own; the staff serving a village.
+own, a 三长联动 member (leader) the open tickets escalated to the 三长; the staff serving a village.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.tickets.escalation import LEADER_TARGETS
 from bot.storage.staff import StaffUser, staff_villages
-from bot.storage.tickets import Ticket
+from bot.storage.tickets import OPEN_STATUSES, Ticket
 
 
 def visible_to(role: str, staff_id: int, village_ids: Sequence[int]) -> ColumnElement[bool]:
@@ -23,6 +24,8 @@ def visible_to(role: str, staff_id: int, village_ids: Sequence[int]) -> ColumnEl
         return Ticket.assignee_id == staff_id
     if role == "volunteer":
         return Ticket.assignee_id == staff_id
+    if role == "leader":  # 三长联动: open tickets escalated to the mediation centre, police or judicial office
+        return and_(Ticket.escalated_to.in_(LEADER_TARGETS), Ticket.status.in_(OPEN_STATUSES))
     return false()
 
 
@@ -31,6 +34,8 @@ def can_see(ticket: Ticket, role: str, staff_id: int, village_ids: Sequence[int]
         return True
     if ticket.assignee_id == staff_id:
         return True
+    if role == "leader":
+        return ticket.escalated_to in LEADER_TARGETS and ticket.is_open
     return role == "mediator" and ticket.village_id is not None and ticket.village_id in village_ids
 
 

@@ -20,6 +20,8 @@ ESCALATION_TARGETS: dict[str, str] = {
     "police": "派出所",
     "judicial": "司法所",
 }
+#: the 三长联动 queue: tickets escalated to one of these are what leader accounts see
+LEADER_TARGETS: tuple[str, ...] = ("mediation_center", "police", "judicial")
 
 
 def escalate(

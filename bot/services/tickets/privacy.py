@@ -24,7 +24,7 @@ from bot.storage.tickets import CLOSED, OPEN_STATUSES, Ticket, TicketMessage
 #: a phone number given with consent is deleted this long after the ticket is resolved or closed
 PHONE_RETENTION = dt.timedelta(days=180)
 #: feature modules holding a villager's personal data (each may expose erase_personal_data/export_personal_data)
-PRIVACY_MODULES: tuple[str, ...] = ("bot.services.booking", "bot.services.campaigns")
+PRIVACY_MODULES: tuple[str, ...] = ("bot.services.booking", "bot.services.campaigns", "bot.services.disputes")
 REDACTED = "[已应村民要求删除]"
 
 
