@@ -22,7 +22,7 @@ cheap_hashing = support.cheap_hashing
 fake_server = support.fake_server
 settings = support.settings
 
-ROLE_OF = {"chief": "admin", "m1": "mediator", "m2": "mediator", "v1": "volunteer"}
+ROLE_OF = {"chief": "admin", "m1": "mediator", "m2": "mediator", "v1": "volunteer", "l1": "leader"}
 
 
 async def world(client: Any) -> dict[str, Any]:
@@ -33,6 +33,7 @@ async def world(client: Any) -> dict[str, Any]:
         "m1": await add_staff(client, "m1", "mediator", (1,)),
         "m2": await add_staff(client, "m2", "mediator", (2,)),
         "v1": await add_staff(client, "v1", "volunteer", (1,)),
+        "l1": await add_staff(client, "l1", "leader", position="police_head"),
     }
     knowledge = client.app[SERVICES].knowledge
     app_settings = client.app[SERVICES].settings
@@ -72,6 +73,10 @@ def path_for(client: Any, spec: framework.AdminRoute, w: dict[str, Any], ticket:
             params[name] = str(w["media"][ticket])
         elif name == "openid":
             params[name] = f"o_{ticket}"
+        elif name == "doc":
+            params[name] = "agreement"
+        elif name == "fmt":
+            params[name] = "csv" if spec.name.endswith("export") else ""
         else:
             params[name] = "1"
     return str(resource.url_for(**params))
@@ -142,6 +147,7 @@ TICKET_ROUTES = (
         ("m1", "t2"),
         ("v1", "t1"),  # a volunteer sees only the tickets assigned to them
         ("v1", "t2"),
+        ("l1", "t1"),  # 三长联动 members see only tickets escalated to the 三长
     ],
 )
 async def test_village_a_staff_cannot_read_or_change_village_b_tickets(

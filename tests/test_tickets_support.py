@@ -60,7 +60,14 @@ def sessions(client: Any) -> Any:
 
 
 async def add_staff(
-    client: Any, username: str, role: str, villages: tuple[int, ...] = (), *, name: str = "", active: bool = True
+    client: Any,
+    username: str,
+    role: str,
+    villages: tuple[int, ...] = (),
+    *,
+    name: str = "",
+    active: bool = True,
+    position: str = "",
 ) -> int:
     from bot.admin import accounts
 
@@ -72,6 +79,7 @@ async def add_staff(
             password_hash=auth.hash_password_sync(PASSWORD),
             village_ids=villages,
             display_name=name or username,
+            position=position,
         )
         staff.active = active
         return staff.id

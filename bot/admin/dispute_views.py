@@ -757,7 +757,7 @@ def setup(app: web.Application) -> None:
         name="admin-disputes-export",
         roles=adm.STAFF,
     )
-    add(app, "GET", "/admin/disputes/import", import_page, name="admin-disputes-import", roles=adm.ADMIN)
+    add(app, "GET", "/admin/disputes/import", import_page, name="admin-disputes-ledger", roles=adm.ADMIN)
     add(app, "POST", "/admin/disputes/import", import_upload, name="admin-disputes-upload", roles=adm.ADMIN)
     add(app, "GET", "/admin/disputes/queue", queue_page, name="admin-disputes-queue", roles=adm.LEADERS)
     adm.add_nav(app, "纠纷台账", "admin-disputes", roles=RECORDERS, order=12)
