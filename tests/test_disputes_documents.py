@@ -132,7 +132,8 @@ async def test_staff_print_each_document_and_download_the_case_file(client: Any,
     assert status == 200 and "2026年12月20日" in page and "司法确认" in page
     assert "138****8000" in page and "13800138000" not in page  # masked until asked for
 
-    for key, title in (("application", "人民调解申请书"), ("agreement", "人民调解协议书"), ("confirmation", "司法确认申请书")):
+    titles = {"application": "人民调解申请书", "agreement": "人民调解协议书", "confirmation": "司法确认申请书"}
+    for key, title in titles.items():
         status, page = await zhang.get(f"/admin/disputes/{case_id}/documents/{key}")
         assert status == 200 and f"<h1>{title}</h1>" in page and "赵春花" in page, key
     status, page = await zhang.get(f"/admin/disputes/{case_id}/documents/confirmation")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests import test_tickets_support as support
-from tests.test_disputes_support import listed, lawbot, migrate, write_csv, write_xlsx
+from tests.test_disputes_support import lawbot, listed, migrate, write_csv, write_xlsx
 from tests.test_tickets_support import add_staff
 
 browsers = support.browsers
@@ -22,12 +22,19 @@ settings = support.settings
 
 D = dt.date
 GOOD_ROWS = [
-    [D(2026, 9, 3), "观音寺村", "张大山", "李小河", "邻里纠纷", "排水沟堵塞，雨水流进张家院子", "低", "已化解", "王调解员",
-     D(2026, 9, 10), "李小河三日内疏通排水沟\n张大山不再追究损失", D(2026, 9, 10), "当面履行", D(2026, 9, 13)],
-    [D(2026, 9, 15), "西竹园", "赵春花、赵秋月", "钱二", "房屋宅基地", "宅基地边界石被挪动", "高", "调解中", "",
-     None, None, None, None, None],
-    [D(2026, 10, 8), "东竹园村", "孙老汉", "孙大牛", "婚姻家庭纠纷", "儿子不付赡养费", "中", "稳控中", "",
-     None, None, None, None, None],
+    [
+        D(2026, 9, 3), "观音寺村", "张大山", "李小河", "邻里纠纷", "排水沟堵塞，雨水流进张家院子", "低", "已化解",
+        "王调解员", D(2026, 9, 10), "李小河三日内疏通排水沟\n张大山不再追究损失", D(2026, 9, 10), "当面履行",
+        D(2026, 9, 13),
+    ],
+    [
+        D(2026, 9, 15), "西竹园", "赵春花、赵秋月", "钱二", "房屋宅基地", "宅基地边界石被挪动", "高", "调解中", "",
+        None, None, None, None, None,
+    ],
+    [
+        D(2026, 10, 8), "东竹园村", "孙老汉", "孙大牛", "婚姻家庭纠纷", "儿子不付赡养费", "中", "稳控中", "",
+        None, None, None, None, None,
+    ],
 ]  # fmt: skip
 
 
@@ -68,7 +75,8 @@ def test_a_good_excel_ledger_is_imported_once_and_a_second_import_changes_nothin
     assert "已导入 0 条" in again.output and "跳过 3 条" in again.output
     assert listed(database_url) == rows
 
-    assert [r["case_no"] for r in listed(database_url, "--month", "2026-09")] == ["(2026)观调字第1号", "(2026)观调字第2号"]
+    september = listed(database_url, "--month", "2026-09")
+    assert [r["case_no"] for r in september] == ["(2026)观调字第1号", "(2026)观调字第2号"]
     assert [r["village"] for r in listed(database_url, "--village", "东竹园村")] == ["东竹园村"]
 
 

@@ -61,7 +61,7 @@ async def test_judicial_confirmation_reminders_on_day_20_and_27_reach_the_mediat
     zhang_phone = Phone(client, settings, "o_staff_zhang")
     await bind_wechat(client, zhang, zhang_phone)
     case_id, case_no = await _case(client, zhang)
-    assert SIGNED == dt.date(2026, 11, 20)  # in force from 20 November: apply by 20 December
+    assert dt.date(2026, 11, 20) == SIGNED  # in force from 20 November: apply by 20 December
 
     assert await tick(client, at(9, 10)) == []  # day 19
     assert await tick(client, at(10, 8, 59)) == []  # day 20, before 09:00
