@@ -56,7 +56,9 @@ COLORS = (
     "#f9a825",
     "#2e7d32",
 )
-WIDTH = 720
+#: natural width: readable on a 390-px phone without scaling down much, ~12 cm on A4
+WIDTH = 440
+LEGEND_COLUMNS = 2
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,13 @@ def _style() -> Any:
         foreground_strong="#1f2328",
         foreground_subtle="#656d76",
         font_family=FONT,
-        label_font_size=13,
-        major_label_font_size=13,
-        value_font_size=12,
-        value_label_font_size=12,
-        legend_font_size=13,
-        title_font_size=16,
+        label_font_size=12,
+        major_label_font_size=12,
+        value_font_size=11,
+        value_label_font_size=11,
+        legend_font_size=12,
+        title_font_size=14,
+        no_data_font_size=16,
         colors=COLORS,
         opacity="1",
         opacity_hover="1",
@@ -111,10 +114,11 @@ def _config(height: int, **extra: Any) -> dict[str, Any]:
         "disable_xml_declaration": True,
         "explicit_size": True,
         "legend_at_bottom": True,
-        "legend_at_bottom_columns": 3,
+        "legend_at_bottom_columns": LEGEND_COLUMNS,
         "print_values": True,
         "print_zeroes": False,
         "margin": 12,
+        "no_data_text": "没有数据",
         "spacing": 10,
         "truncate_label": -1,
         "truncate_legend": -1,
@@ -127,7 +131,7 @@ def _render(chart: Any, title: str, alt: str, height: int) -> Chart:
 
     tree = chart.render_tree()
     # no script runs in an image: drop pygal's tooltip config and the per-point tooltip texts
-    for node in tree.xpath("//*[local-name()='script' or local-name()='desc']"):
+    for node in tree.xpath("//*[local-name()='script' or local-name()='desc'] | //comment()"):
         node.getparent().remove(node)
     svg = etree.tostring(tree, encoding="unicode")
     return Chart(title, svg, alt, WIDTH, height)
@@ -141,14 +145,32 @@ def _alt(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]
     return f"{title}。" + "；".join(parts)
 
 
+def _ticks(top: float) -> dict[str, list[int]]:
+    """Whole-number value labels (counts of cases), at most about six; none for an empty chart
+    (pygal then writes "No data" — and fails on fixed labels without data)."""
+    if top <= 0:
+        return {}
+    top = int(top + 0.999)
+    step = max(1, (top + 5) // 6)
+    return {"y_labels": list(range(0, top + step, step))}
+
+
+def _label_room(labels: Sequence[str]) -> dict[str, int]:
+    """pygal sizes axis labels for Latin text; Chinese characters are about twice as wide."""
+    longest = max((len(label) for label in labels), default=0)
+    return {"margin_left": 12 + 7 * longest}
+
+
 def bar(title: str, labels: Sequence[str], values: Sequence[float], *, series: str = "数量") -> Chart:
-    """One bar per label (horizontal: long Chinese labels stay readable on a phone)."""
+    """One bar per label, top to bottom in the given order (horizontal: long labels stay readable)."""
     import pygal
 
-    height = max(160, 44 + 26 * len(labels))
-    chart = pygal.HorizontalBar(**_config(height, show_legend=False, title=title))
-    chart.x_labels = list(labels)
-    chart.add(series, [v or None for v in values])
+    height = max(160, 70 + 24 * len(labels))
+    chart = pygal.HorizontalBar(
+        **_config(height, show_legend=False, title=title, **_ticks(max(values, default=0)), **_label_room(labels))
+    )
+    chart.x_labels = list(reversed(labels))  # pygal draws the first label at the bottom
+    chart.add(series, [v or None for v in reversed(values)])
     return _render(chart, title, _alt(title, labels, {series: values}), height)
 
 
@@ -157,12 +179,15 @@ def stacked_bar(title: str, labels: Sequence[str], series: Mapping[str, Sequence
     import pygal
 
     shown = {name: values for name, values in series.items() if any(values)}
-    rows = (len(shown) + 2) // 3
-    height = max(180, 60 + 26 * len(labels) + 22 * rows)
-    chart = pygal.HorizontalStackedBar(**_config(height, title=title))
-    chart.x_labels = list(labels)
+    legend_rows = (len(shown) + LEGEND_COLUMNS - 1) // LEGEND_COLUMNS
+    height = max(180, 80 + 24 * len(labels) + 26 * legend_rows)
+    totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
+    chart = pygal.HorizontalStackedBar(
+        **_config(height, title=title, **_ticks(max(totals, default=0)), **_label_room(labels))
+    )
+    chart.x_labels = list(reversed(labels))
     for name, values in shown.items():
-        chart.add(name, [v or None for v in values])
+        chart.add(name, [v or None for v in reversed(values)])
     return _render(chart, title, _alt(title, labels, shown or series), height)
 
 
@@ -170,8 +195,18 @@ def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]
     """One line per series over ``labels`` (e.g. months)."""
     import pygal
 
-    height = 320
-    chart = pygal.Line(**_config(height, title=title, x_label_rotation=0, dots_size=3, print_values=False))
+    height = 300
+    top = max((max(v, default=0) for v in series.values()), default=0)
+    chart = pygal.Line(
+        **_config(
+            height,
+            title=title,
+            x_label_rotation=-45,
+            dots_size=3,
+            print_values=False,
+            **(_ticks(top) or {"y_labels": [0, 1]}),
+        )
+    )
     chart.x_labels = list(labels)
     for name, values in series.items():
         chart.add(name, list(values))
