@@ -69,7 +69,7 @@ def listed(database_url: str, *args: str) -> list[dict[str, Any]]:
 async def bind_wechat(client: Any, staff_id: int, phone: Phone) -> None:
     """The staff member binds their own WeChat the way the back-office tells them to."""
     from bot.keys import SERVICES
-    from bot.services.campaigns import binding_code
+    from bot.services.staff import binding_code
 
     async with client.app[SERVICES].session_factory() as session, session.begin():
         code = await binding_code(session, staff_id)

@@ -34,6 +34,7 @@ chart shows; every chart on a page sits next to a table with the same numbers.
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +83,20 @@ class Chart:
         )
 
 
+def _pygal() -> Any:
+    """pygal, imported on first use. On import it appends a legacy ``sys.meta_path`` finder (for its
+    map plugins, unused here) that has no ``find_spec``: on Python 3.11 every later import that reaches
+    it — any optional import of any library — warns (ImportWarning). It is taken out again."""
+    import pygal
+
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
+    return pygal
+
+
 def _style() -> Any:
     from pygal.style import Style
+
+    _pygal()
 
     return Style(
         background="white",
@@ -163,7 +176,7 @@ def _label_room(labels: Sequence[str]) -> dict[str, int]:
 
 def bar(title: str, labels: Sequence[str], values: Sequence[float], *, series: str = "数量") -> Chart:
     """One bar per label, top to bottom in the given order (horizontal: long labels stay readable)."""
-    import pygal
+    pygal = _pygal()
 
     height = max(160, 70 + 24 * len(labels))
     chart = pygal.HorizontalBar(
@@ -176,7 +189,7 @@ def bar(title: str, labels: Sequence[str], values: Sequence[float], *, series: s
 
 def stacked_bar(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]) -> Chart:
     """One horizontal bar per label, made of one segment per series (e.g. villages × categories)."""
-    import pygal
+    pygal = _pygal()
 
     shown = {name: values for name, values in series.items() if any(values)}
     legend_rows = (len(shown) + LEGEND_COLUMNS - 1) // LEGEND_COLUMNS
@@ -193,7 +206,7 @@ def stacked_bar(title: str, labels: Sequence[str], series: Mapping[str, Sequence
 
 def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]) -> Chart:
     """One line per series over ``labels`` (e.g. months)."""
-    import pygal
+    pygal = _pygal()
 
     height = 300
     top = max((max(v, default=0) for v in series.values()), default=0)
