@@ -12,7 +12,7 @@ Use::
 categories stacked, 11 villages as bars, 12 months × 3 lines:
 
     library            import + 1st render   render stack / bar / line   SVG stack / bar / line   peak RSS
-    pygal 3.1.3        0.15–0.35 s           45 / 9 / 12 ms              47 / 13 / 19 KB          +13 MB
+    pygal 3.1.3        0.08–0.35 s           27–45 / 4–9 / 7–12 ms       48 / 13 / 19 KB          +13 MB
     matplotlib 3.11.2  1.6 s                 322 / 77 / 95 ms            37 / 11 / 18 KB          +74 MB
     leather 0.4.1      0.09 s                — / 1 / 6 ms                — / 6 / 4 KB             +4 MB
 
