@@ -147,3 +147,65 @@ async def test_a_ticket_becomes_a_case_and_the_villagers_erasure_reaches_it(
     assert case.type and case.village_id == 1 and case.found_on  # the numbers stay
     status, page = await m1.get(f"/admin/disputes/{case.id}")
     assert status == 200 and "界石" not in page and "13800138000" not in page
+
+
+def test_lawbot_admin_creates_a_three_heads_member_with_a_position(database_url: str) -> None:
+    import asyncio
+
+    from bot.storage.db import create_engine, create_session_factory
+    from bot.storage.staff import StaffUser
+    from tests.test_disputes_support import lawbot, migrate
+
+    migrate(database_url)
+    made = lawbot(
+        database_url, "admin", "create-user", "wang", "--role", "leader", "--position", "police_head",
+        "--password-stdin", input="a-long-password\n",
+    )  # fmt: skip
+    assert made.exit_code == 0 and "position police_head" in made.output, made.output
+    bare = lawbot(
+        database_url, "admin", "create-user", "li", "--role", "leader", "--password-stdin", input="pw-pw-pw-1\n"
+    )
+    assert bare.exit_code != 0 and "三长联动成员要选职务" in bare.output
+    chief = lawbot(
+        database_url, "admin", "create-user", "zhao", "--role", "admin", "--position", "judicial_head",
+        "--password-stdin", input="pw-pw-pw-1\n",
+    )  # fmt: skip
+    assert chief.exit_code == 0, chief.output
+
+    async def positions() -> dict[str, tuple[str, str]]:
+        engine = create_engine(database_url)
+        async with create_session_factory(engine)() as session:
+            rows = (await session.execute(select(StaffUser))).scalars()
+            found = {s.username: (s.role, s.position) for s in rows}
+        await engine.dispose()
+        return found
+
+    assert asyncio.run(positions()) == {"wang": ("leader", "police_head"), "zhao": ("admin", "judicial_head")}
+
+
+async def test_an_admin_sets_a_position_in_the_staff_form(client: Any, browsers: Any) -> None:
+    from bot.storage.staff import StaffUser
+
+    await add_staff(client, "chief", "admin")
+    chief = await browsers("chief")
+    status, page = await chief.get("/admin/staff/new")
+    assert status == 200 and "派出所负责人" in page and "三长联动" in page
+    form = {"username": "wang", "display_name": "王所长", "role": "leader"}
+    form |= {"password": support.PASSWORD, "confirm": support.PASSWORD}
+    status, page = await chief.post("/admin/staff/new", form)
+    assert status == 400 and "三长联动成员要选职务" in page
+    status, page = await chief.post("/admin/staff/new", {**form, "position": "police_head"})
+    assert status == 200 and "已新增 wang" in page and "派出所负责人" in page
+    async with sessions(client)() as session:
+        wang = (await session.execute(select(StaffUser).where(StaffUser.username == "wang"))).scalar_one()
+    assert (wang.role, wang.position) == ("leader", "police_head")
+    status, page = await chief.post(
+        f"/admin/staff/{wang.id}", {"role": "leader", "position": "centre_head", "active": "1", "display_name": "王"}
+    )
+    assert status == 200
+    async with sessions(client)() as session:
+        wang = (await session.execute(select(StaffUser).where(StaffUser.username == "wang"))).scalar_one()
+    assert wang.position == "centre_head"
+    wang_browser = await browsers("wang")
+    status, page = await wang_browser.get("/admin")
+    assert status == 200 and "三长联动" in page and "乡矛调中心组长" in page  # a leader starts at the queue

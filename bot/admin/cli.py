@@ -156,17 +156,18 @@ def admin() -> None:
 @click.option(
     "--position",
     type=click.Choice(["centre_head", "police_head", "judicial_head", "court"]),
-    default="",
+    default=None,
     help="三长联动 position: centre_head 乡矛调中心组长, police_head 派出所负责人, "
     "judicial_head 司法所所长, court 人民法庭",
 )
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
 def create_user(
-    username: str, role: str, villages: tuple[int, ...], display_name: str, position: str, password_stdin: bool
+    username: str, role: str, villages: tuple[int, ...], display_name: str, position: str | None, password_stdin: bool
 ) -> None:
     """Create a staff account (asks for the password unless --password-stdin)."""
     from bot.admin.accounts import AccountError
 
+    position = position or ""
     settings = _settings()
     password = _read_password(password_stdin)
     try:
