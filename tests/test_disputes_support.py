@@ -55,6 +55,22 @@ def lawbot(database_url: str, *args: str, input: str | None = None) -> Result:
 
 
 def migrate(database_url: str) -> None:
+    """A fresh database at the latest migration (PostgreSQL's test database is shared by a run)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from bot.storage.all import load_all
+    from bot.storage.db import create_engine
+
+    async def reset() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.run_sync(load_all().metadata.drop_all)
+            await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        await engine.dispose()
+
+    asyncio.run(reset())
     result = lawbot(database_url, "db", "upgrade")
     assert result.exit_code == 0, result.output
 
