@@ -16,21 +16,10 @@ import sys
 import time
 from collections.abc import Callable
 
+from bot.storage.disputes import TYPES
+
 NAMES = ["观音寺", "西竹园", "东竹园", "老庄", "柳树岭", "黄土岭", "大坪", "寺沟", "九龙潭", "焦山", "龙潭"]
 VILLAGES = [f"{n}村" for n in NAMES]
-TYPES = [
-    "婚姻家庭纠纷",
-    "邻里纠纷",
-    "房屋宅基地纠纷",
-    "山林土地纠纷",
-    "合同纠纷",
-    "损害赔偿纠纷",
-    "劳动争议纠纷",
-    "征地拆迁纠纷",
-    "道路交通事故纠纷",
-    "村务管理纠纷",
-    "其他纠纷",
-]
 STACK = {t: [(i * 7 + j * 3) % 4 for i in range(len(VILLAGES))] for j, t in enumerate(TYPES)}
 FOUND = [3, 0, 2, 5, 1, 0, 4, 2, 1, 0, 2]
 MONTHS = [f"2026-{m:02d}" for m in range(1, 13)]
