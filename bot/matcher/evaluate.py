@@ -1,7 +1,8 @@
-"""Accuracy and latency of a Matcher on a labelled TSV (``topic<TAB>question``).
+"""Accuracy and latency of a Matcher on a labelled TSV (``topic<TAB>question[<TAB>entry ids]``).
 
-``-`` labels an out-of-scope question, ``a|b`` means either topic is right. Used by
-``lawbot kb eval`` and bench/matcher.py.
+``-`` labels an out-of-scope question, ``a|b`` means either topic is right. An optional third
+column names the entries that answer the question (``id|id``); it is reported as entry-level
+top-1 and precision. Used by ``lawbot kb eval`` and bench/matcher.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Labelled:
     line: int
     labels: frozenset[str]  # empty: out of scope
     question: str
+    entries: frozenset[str] = frozenset()  # entry ids that answer it (optional third column)
 
     @property
     def in_scope(self) -> bool:
@@ -35,12 +37,14 @@ def parse_tsv(text: str, *, source: str = "-") -> list[Labelled]:
         line = raw.rstrip("\r")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        label, sep, question = line.partition("\t")
+        label, sep, rest = line.partition("\t")
+        question, _, entry_ids = rest.partition("\t")
         if not sep or not question.strip():
             raise ValueError(f"{source}:{number}: expected topic<TAB>question")
         label = label.strip()
         labels = frozenset() if label == OUT_OF_SCOPE else frozenset(p.strip() for p in label.split("|") if p.strip())
-        items.append(Labelled(number, labels, question.strip()))
+        entries = frozenset(p.strip() for p in entry_ids.split("|") if p.strip())
+        items.append(Labelled(number, labels, question.strip(), entries))
     return items
 
 
