@@ -1,10 +1,12 @@
 """FAQ matcher benchmark — run by hand, not a test. See bench/matcher_README.md.
 
-    .venv/bin/python bench/matcher.py quality     # tune / dev / holdout + naive rapidfuzz WRatio baseline
+    .venv/bin/python bench/matcher.py quality     # every set + naive rapidfuzz WRatio baseline
     .venv/bin/python bench/matcher.py speed       # latency, index build, memory (shipped + synthetic 10,000 entries)
-    .venv/bin/python bench/matcher.py calibrate   # weights and thresholds from tune.tsv + dev set (never holdout)
+    .venv/bin/python bench/matcher.py calibrate   # confidence model + thresholds → bot/matcher/confidence.json
+    .venv/bin/python bench/matcher.py weights     # ranking weights + clarify threshold (grid search)
 
-Holdout (knowledge/eval/holdout.tsv) is only ever *reported*, never used to choose anything.
+The held-out sets (knowledge/eval/holdout.tsv, narrative_holdout.tsv) are only ever *reported*
+in aggregate, never used to choose anything.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from matcher_calibrate import add_arguments as add_calibrate_arguments  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 
 from bot.knowledge import Entry, KnowledgeBase, load_knowledge  # noqa: E402
@@ -35,7 +38,20 @@ from bot.matcher.evaluate import Labelled, Report, Row, evaluate, read_tsv  # no
 KNOWLEDGE = ROOT / "knowledge"
 TUNE = KNOWLEDGE / "eval" / "tune.tsv"
 HOLDOUT = KNOWLEDGE / "eval" / "holdout.tsv"
-DEV = ROOT.parent / "shared" / "eval" / "dev_queries.tsv"
+NARRATIVE_CAL = KNOWLEDGE / "eval" / "narrative_cal.tsv"
+NARRATIVE_HOLDOUT = KNOWLEDGE / "eval" / "narrative_holdout.tsv"
+
+
+def _shared_eval() -> Path:
+    """The shared eval directory sits next to the main checkout (…/shared/eval); a worktree is one level deeper."""
+    for up in (ROOT.parent, ROOT.parent.parent):
+        if (up / "shared" / "eval").is_dir():
+            return up / "shared" / "eval"
+    return ROOT.parent / "shared" / "eval"
+
+
+DEV = _shared_eval() / "dev_queries.tsv"
+NARRATIVE_DEV = _shared_eval() / "narrative_dev.tsv"
 
 #: Out-of-scope probes written for calibration from the categories knowledge/eval/README.md
 #: lists (医保/新农合/养老保险/社保卡, 户口/身份证, 天气, 价格, 种地, 看病, 贷款, 驾照, 招工, 量刑,
@@ -91,29 +107,46 @@ def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Re
     return Report(tuple(rows))
 
 
-def quality(_: argparse.Namespace) -> None:
-    kb = load_knowledge(KNOWLEDGE)
-    matcher = Matcher(kb)
-    print(f"knowledge: {len(kb.entries)} entries, {len(kb.topics)} topics; config: {matcher.config}")
-    sets: list[tuple[str, Path | None]] = [("tune", TUNE), ("dev", DEV), ("probes", None), ("holdout", HOLDOUT)]
-    table = []
-    for name, path in sets:
+def quality_sets() -> list[tuple[str, list[Labelled]]]:
+    """Every set, calibration first; the held-out ones last (aggregate numbers only)."""
+    named: list[tuple[str, Path | None]] = [
+        ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL), ("probes", None),
+        ("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
+    out = []
+    for name, path in named:
         if path is not None and not path.exists():
             print(f"{name}: {path} missing")
             continue
-        items = read_tsv(path) if path is not None else probe_items()
+        out.append((name, read_tsv(path) if path is not None else probe_items()))
+    return out
+
+
+def quality(args: argparse.Namespace) -> None:
+    kb = load_knowledge(KNOWLEDGE)
+    matcher = Matcher(kb)
+    cfg = matcher.config
+    print(f"knowledge: {len(kb.entries)} entries, {len(kb.topics)} topics; "
+          f"answer >= {cfg.answer_threshold:.3f}, without alternatives >= {cfg.sure_threshold:.3f}")
+    table = []
+    for name, items in quality_sets():
         ours = evaluate(matcher, items).metrics()
-        naive = wratio_report(kb, items, 80.0).metrics()
+        naive = wratio_report(kb, items, 80.0).metrics() if args.baseline else None
         table.append((name, ours, naive))
-    header = f"{'set':8} {'who':8} {'top-1':>6} {'top-3':>6} {'answered':>8} {'precision':>9} {'oos refused':>11} " \
-             f"{'oos answered':>12} {'p50 ms':>7} {'p99 ms':>7}"
-    print(header)
+    print(f"{'set':9} {'who':8} {'top-1':>6} {'top-3':>6} {'answered':>8} {'precision':>9} {'+alts':>6} "
+          f"{'rescued':>7} {'e-top1':>6} {'e-prec':>6} {'oos ref':>7} {'oos ans':>7} {'p50 ms':>7} {'p99 ms':>7}")
     for name, ours, naive in table:
         for who, m in (("matcher", ours), ("WRatio", naive)):
-            print(f"{name:8} {who:8} {m['top1']:6.1f} {m['top3']:6.1f} {m['coverage']:8.1f} "
-                  f"{m['answer_precision']:9.1f} {m['oos_refused']:11.1f} {m['oos_answered']:12.1f} "
+            if m is None:
+                continue
+            ent = (f"{m['entry_top1']:6.1f} {m['entry_precision']:6.1f}" if m["entry_labelled"] else f"{'':6} {'':6}")
+            print(f"{name:9} {who:8} {m['top1']:6.1f} {m['top3']:6.1f} {m['coverage']:8.1f} "
+                  f"{m['answer_precision']:9.1f} {m['with_alternatives']:6.1f} {m['wrong_rescued']:7d} {ent} "
+                  f"{m['oos_refused']:7.1f} {m['oos_answered']:7.1f} "
                   f"{m['latency_ms_p50']:7.2f} {m['latency_ms_p99']:7.2f}")
-    print("(WRatio: process.extract(scorer=WRatio) over raw questions+variants; 'answered' = best score >= 80)")
+    print("(+alts: share of answers offering 2/3; rescued: wrong answers whose right topic is an alternative;"
+          " e-: entry level, where labelled)")
+    if args.baseline:
+        print("(WRatio: process.extract(scorer=WRatio) over raw questions+variants; 'answered' = best score >= 80)")
 
 
 # -- calibration ---------------------------------------------------------------------
@@ -144,9 +177,11 @@ def _scored(sample: _Sample, w: tuple[float, float, float, float, float]) -> lis
                     / total, topic, f.gate) for topic, f in sample.feats), reverse=True)
 
 
-def calibrate(args: argparse.Namespace) -> None:
+def weights(args: argparse.Namespace) -> None:
+    """Ranking weights (grid search on top-1 + ½·top-3) and the clarify threshold; calibration sets only."""
     kb = load_knowledge(KNOWLEDGE)
-    items = read_tsv(TUNE) + (read_tsv(DEV) if DEV.exists() else []) + probe_items()
+    items = (read_tsv(TUNE) + [i for p in (DEV, NARRATIVE_DEV) if p.exists() for i in read_tsv(p)]
+             + read_tsv(NARRATIVE_CAL) + probe_items())
     best: tuple[float, float, float, MatcherConfig] | None = None
     for pw in (0.3, 0.6, 1.0):
         base = replace(MatcherConfig(), pinyin_weight=pw)
@@ -170,44 +205,29 @@ def calibrate(args: argparse.Namespace) -> None:
 
     samples = _samples(kb, items, cfg)
     w = (cfg.w_entry, cfg.w_topic, cfg.w_fuzz, cfg.w_keyword, cfg.gate_penalty)
-    tops = []
-    for s in samples:
-        ranked = _scored(s, w)
-        if not ranked:
-            tops.append((s, 0.0, 0.0, False, False, False))
-            continue
-        score, topic, gate = ranked[0]
-        second = ranked[1][0] if len(ranked) > 1 else 0.0
-        score, second = min(1.0, score), min(1.0, second)  # the matcher reports (and decides on) clipped scores
-        tops.append((s, score, second, gate, topic in s.labels, any(t in s.labels for _, t, _ in ranked[:3])))
-    n_in = sum(1 for s in samples if s.labels)
-    n_out = sum(1 for s in samples if not s.labels and not s.smalltalk)
-    choice = None
-    for t100 in range(20, 70):
-        threshold = t100 / 100
-        for margin in (0.02, 0.03, 0.05):
-            answered = [(s, ok) for s, sc, sec, gate, ok, _ in tops if gate and sc >= threshold and sc - sec >= margin]
-            right = sum(ok for s, ok in answered if s.labels)
-            oos = sum(1 for s, _ in answered if not s.labels)
-            precision = right / len(answered) if answered else 1.0
-            coverage = sum(1 for s, _ in answered if s.labels) / n_in
-            if precision >= args.precision and oos <= args.max_oos * max(1, n_out) / 100:
-                key = (coverage, -threshold)
-                if choice is None or key > choice[0]:
-                    choice = (key, threshold, margin, precision, coverage, oos)
-    assert choice is not None
-    _, threshold, margin, precision, coverage, oos = choice
     # clarify: hand off as many out-of-scope questions as possible while keeping all but
     # --handoff of the in-scope questions whose right topic is in the top 3 out of the handoff
-    useful = sorted(sc for s, sc, _, _, _, top3 in tops if s.labels and top3)
-    clarify = useful[int(len(useful) * args.handoff)] if useful else 0.0
-    clarify = min(threshold, int(clarify * 100) / 100)
-    refused = sum(1 for s, sc, *_ in tops if not s.labels and not s.smalltalk and sc < clarify)
-    print(f"answer_threshold={threshold:.2f} margin={margin:.2f}: coverage {100 * coverage:.1f}%, "
-          f"precision {100 * precision:.1f}%, out-of-scope answered {oos}")
+    useful = sorted(min(1.0, ranked[0][0]) for s in samples if s.labels and (ranked := _scored(s, w))
+                    and any(t in s.labels for _, t, _ in ranked[:3]))
+    clarify = int(useful[int(len(useful) * args.handoff)] * 100) / 100 if useful else 0.0
+    n_out = sum(1 for s in samples if not s.labels and not s.smalltalk)
+    refused = sum(1 for s in samples if not s.labels and not s.smalltalk
+                  and (not (ranked := _scored(s, w)) or min(1.0, ranked[0][0]) < clarify))
     print(f"clarify_threshold={clarify:.2f}: {refused}/{n_out} non-smalltalk out-of-scope questions handed off")
-    final = replace(cfg, answer_threshold=threshold, margin=margin, clarify_threshold=clarify)
-    print(f"MatcherConfig: {final}")
+    print(f"MatcherConfig: {replace(cfg, clarify_threshold=clarify)}")
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    from matcher_calibrate import calibrate as run
+
+    sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "probes": probe_items()}
+    narrative = ["narrative-cal"]
+    if DEV.exists():
+        sets["dev"] = read_tsv(DEV)
+    if NARRATIVE_DEV.exists():
+        sets["narrative-dev"] = read_tsv(NARRATIVE_DEV)
+        narrative.append("narrative-dev")
+    run(load_knowledge(KNOWLEDGE), sets, narrative, args)
 
 
 # -- speed -----------------------------------------------------------------------------
@@ -307,15 +327,19 @@ def speed(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("quality").set_defaults(func=quality)
-    cal = sub.add_parser("calibrate")
-    cal.add_argument("--precision", type=float, default=0.98, help="minimum answer precision (0..1)")
-    cal.add_argument("--max-oos", type=float, default=2.0, help="max %% of out-of-scope answered")
+    qual = sub.add_parser("quality")
+    qual.add_argument("--baseline", action="store_true", help="also the naive rapidfuzz WRatio baseline")
+    qual.set_defaults(func=quality)
+    cal = sub.add_parser("calibrate", help="fit the confidence model (bench/matcher_calibrate.py)")
+    add_calibrate_arguments(cal)
+    cal.set_defaults(func=calibrate)
+    wts = sub.add_parser("weights", help="ranking weights and the clarify threshold")
+    cal = wts
     cal.add_argument("--gate-penalty", type=float, default=None, help="fix the gate penalty instead of searching")
     cal.add_argument("--w-fuzz", type=float, default=None, help="fix the rapidfuzz weight instead of searching")
     cal.add_argument("--handoff", type=float, default=0.015,
                      help="share of in-scope questions with the right topic in the top 3 that may be handed off")
-    cal.set_defaults(func=calibrate)
+    cal.set_defaults(func=weights)
     sub.add_parser("speed").set_defaults(func=speed)
     one = sub.add_parser("speed-one")
     one.add_argument("--entries", type=int, default=0)

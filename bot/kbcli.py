@@ -310,8 +310,8 @@ def _print_report(report: Report, matcher: Matcher, source: str, build_ms: float
     echo = click.echo
     echo(f"{source}: {len(report.rows)} questions; knowledge {len(kbase.entries)} entries / {len(kbase.topics)} "
          f"topics; index built in {build_ms:.0f} ms")
-    echo(f"thresholds: answer >= {cfg.answer_threshold:.2f} (margin {cfg.margin:.2f}, topic gate), "
-         f"clarify >= {cfg.clarify_threshold:.2f}")
+    echo(f"thresholds: answer at confidence >= {cfg.answer_threshold:.2f} (alone >= {cfg.sure_threshold:.2f}, "
+         f"topic gate, no wrong-role word), clarify at score >= {cfg.clarify_threshold:.2f}")
     m = report.metrics()
     echo(f"outcomes: {', '.join(f'{k} {v}' for k, v in sorted(m['outcomes'].items()))}")
     echo("")

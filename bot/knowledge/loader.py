@@ -177,11 +177,11 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
     if data is None:
         return MatcherTables()
     if not isinstance(data, dict):
-        col.add(rel, _line(node), "expected a mapping with synonyms/fillers/smalltalk/topic_gates")
+        col.add(rel, _line(node), "expected a mapping with synonyms/fillers/smalltalk/topic_gates/wrong_role")
         return MatcherTables()
     nodes = _value_nodes(node)
     for key in data:
-        if key not in ("synonyms", "fillers", "smalltalk", "topic_gates"):
+        if key not in ("synonyms", "fillers", "smalltalk", "topic_gates", "wrong_role"):
             col.add(rel, _line(nodes.get(str(key))), f"unknown section {key!r}")
 
     synonyms: dict[str, str] = {}
@@ -240,7 +240,28 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
             col.add(rel, line, f"topic_gates: unknown topic {topic!r}")
             continue
         gates[str(topic)] = words(f"topic_gates.{topic}", gate_words, line)
-    return MatcherTables(synonyms, fillers, smalltalk, gates)
+
+    roles: dict[str, tuple[str, ...]] = {}
+    role_nodes = _value_nodes(nodes.get("wrong_role"))
+    raw_roles = data.get("wrong_role") or {}
+    if not isinstance(raw_roles, dict):
+        col.add(rel, _line(nodes.get("wrong_role")), "`wrong_role` must map an entry id to a list of words")
+        raw_roles = {}
+    for entry_id, role_words in raw_roles.items():
+        line = _line(role_nodes.get(str(entry_id)))
+        items = _word_list(role_words)
+        if items is None:
+            col.add(rel, line, f"wrong_role.{entry_id}: expected a list of words")
+            continue
+        patterns = []
+        for item in items:  # 被*撞: the parts are normalised one by one, `*` stays between them
+            parts = [base.apply_synonyms(fold(part)) for part in item.split("*")]
+            if not all(parts):
+                col.add(rel, line, f"wrong_role.{entry_id}: {item!r} has an empty part around `*`")
+                continue
+            patterns.append("*".join(parts))
+        roles[str(entry_id)] = tuple(patterns)
+    return MatcherTables(synonyms, fillers, smalltalk, gates, roles)
 
 
 def _load_urgent(col: _Collector, normalizer: Normalizer) -> UrgentRules:
@@ -442,6 +463,9 @@ def _content_checks(col: _Collector, kb: KnowledgeBase, topic_lines: dict[str, i
                                    f"({other.source_file}:{other.source_line})", "check")
             else:
                 owner[key] = e
+    for entry_id in kb.tables.wrong_role:
+        if entry_id not in kb.by_id:
+            col.add("synonyms.yaml", 1, f"wrong_role: unknown entry {entry_id!r}", "check")
     counts = Counter(e.topic for e in kb.entries)
     for topic in kb.topics:
         if counts[topic] < MIN_ENTRIES_PER_TOPIC:

@@ -19,6 +19,9 @@ class MatcherTables:
     fillers: tuple[str, ...] = ()
     smalltalk: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind → normalised phrases
     topic_gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # topic id → normalised words
+    # entry id → words of the *other* side of a mirror (victim/doer, lender/borrower …); a word may
+    # hold ``*`` (up to a few characters of anything), kept between its normalised parts
+    wrong_role: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

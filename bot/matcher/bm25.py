@@ -111,3 +111,16 @@ class Bm25:
                     if i < hi and doc_ids[i] == doc:
                         acc[doc] += weights[i]
         return acc
+
+    def present(self, doc: int, query: Iterable[str]) -> tuple[int, int]:
+        """(distinct query tokens the document holds, distinct query tokens the index knows)."""
+        start, doc_ids = self.start, self.doc_ids
+        held = known = 0
+        for slot in {self.vocab.get(t) for t in query}:
+            if slot is None:
+                continue
+            known += 1
+            lo, hi = start[slot], start[slot + 1]
+            i = bisect_left(doc_ids, doc, lo, hi)
+            held += i < hi and doc_ids[i] == doc
+        return held, known

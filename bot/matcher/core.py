@@ -7,9 +7,10 @@ one off the event loop after a reload and swaps the reference.
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from rapidfuzz import fuzz
@@ -17,6 +18,7 @@ from rapidfuzz.process import extractOne
 
 from bot.knowledge.model import Entry
 from bot.matcher.bm25 import Bm25
+from bot.matcher.confidence import ConfidenceModel, clause_count, shipped_model
 from bot.matcher.normalize import fold, pinyin
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 Outcome = Literal["answer", "clarify", "handoff", "smalltalk"]
 SMALLTALK_PRIORITY = ("help", "bye", "thanks", "greeting")
+ROLE_GAP = 6  # what `*` in a wrong_role word may stand for
 
 
 def diversified(candidates: tuple[Candidate, ...], *, shown: int = 3, per_topic: int = 2) -> tuple[Candidate, ...]:
@@ -50,25 +53,28 @@ def diversified(candidates: tuple[Candidate, ...], *, shown: int = 3, per_topic:
 
 @dataclass(frozen=True, slots=True)
 class MatcherConfig:
-    """Weights and thresholds. The defaults are calibrated on knowledge/eval/tune.tsv, the shared
-    dev set and out-of-scope probes — never on holdout.tsv (``python bench/matcher.py calibrate
-    --gate-penalty 0.1 --w-fuzz 0.25``); the numbers are in bench/matcher_README.md."""
+    """Weights and thresholds. Ranking weights were calibrated on knowledge/eval/tune.tsv, the shared
+    dev set and out-of-scope probes (``python bench/matcher.py weights``); the confidence model and
+    its two thresholds come from confidence.json (``python bench/matcher.py calibrate``), fitted on
+    the calibration sets only — never on a held-out set. Numbers: bench/matcher_README.md."""
 
     # retrieval
     k1: float = 1.2
     b: float = 0.75
     pinyin_weight: float = 0.3  # pinyin-bigram BM25 relative to character n-gram BM25
     rescore_top: int = 12  # entries re-scored with rapidfuzz
-    # score = (Σ w_x·x over the Features, each 0..1, − gate_penalty if the gate fails) / Σ w_x
+    # score = (Σ w_x·x over the Features, each 0..1, − penalties) / Σ w_x
     w_entry: float = 1.0
     w_topic: float = 0.5
     w_fuzz: float = 0.25
     w_keyword: float = 0.0
     gate_penalty: float = 0.1  # entries whose topic gate fails rank a little lower (and are never answered)
+    role_penalty: float = 0.1  # entries of the other side of a mirror (wrong_role words) likewise
     # decision
-    answer_threshold: float = 0.37
-    clarify_threshold: float = 0.19
-    margin: float = 0.02  # the top entry must beat the next entry by this much to answer
+    model: ConfidenceModel = field(default_factory=shipped_model)
+    answer_threshold: float = field(default_factory=lambda: shipped_model().answer_threshold)  # confidence 0..1
+    sure_threshold: float = field(default_factory=lambda: shipped_model().sure_threshold)  # … without alternatives
+    clarify_threshold: float = 0.19  # ranking score below which a message is handed off
     min_answer_chars: int = 3  # shorter messages (孩子, 工伤) are answered only on an exact phrasing or keyword
 
     @property
@@ -93,6 +99,7 @@ class Features:
     # keywords already count in the entry document)
     gate: bool  # the topic's gate word is present (or the topic has no gate)
     exact: bool = False  # the message is one of the entry's phrasings or keywords
+    role: bool = True  # no word of the other side of a mirror (synonyms.yaml wrong_role) is present
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,8 @@ class MatchResult:
     normalized: str
     urgent_kind: str | None = None  # urgent.yaml category
     reason: str = ""  # why this outcome (logs, eval)
+    confidence: float = 0.0  # probability that ``entry`` answers the message (confidence model)
+    alternatives: tuple[Candidate, ...] = ()  # an answer that offers "不是这个？回复 2 或 3": candidates[1:3]
 
 
 def char_tokens(text: str) -> list[str]:
@@ -171,6 +180,8 @@ class Matcher:
         "_entry_topic",
         "_gates",
         "_keywords",
+        "_position",
+        "_roles",
         "_smalltalk_kind",
         "_smalltalk_re",
         "_smalltalk_word_re",
@@ -219,6 +230,12 @@ class Matcher:
             topic: tuple((w, " ".join(pinyin(w)) if len(w) > 1 else "\0") for w in words)
             for topic, words in kb.tables.topic_gates.items()
         }
+        self._roles: dict[str, re.Pattern[str]] = {
+            # 被*撞: `*` stands for up to ROLE_GAP characters of anything
+            entry_id: re.compile("|".join(f".{{0,{ROLE_GAP}}}".join(map(re.escape, w.split("*"))) for w in words))
+            for entry_id, words in kb.tables.wrong_role.items() if words
+        }
+        self._position: dict[str, int] = {e.id: i for i, e in enumerate(self._entries)}
         kinds: dict[str, str] = {}
         for kind, phrases in kb.tables.smalltalk.items():
             for phrase in phrases:
@@ -255,30 +272,49 @@ class Matcher:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "no candidate")
         candidates = diversified(tuple(Candidate(e, s) for e, s, _ in ranked))
         top, top_score, top_features = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
         cfg = self.config
-        outcome: Outcome
+        confidence = cfg.model.probability(self.confidence_features(text, normalized, ranked))
         specific = len(normalized) >= cfg.min_answer_chars or top_features.exact
-        if (top_score >= cfg.answer_threshold and top_score - second >= cfg.margin and top_features.gate
-                and specific):
+        blocked = ("topic gate" if not top_features.gate else "wrong role" if not top_features.role
+                   else "too short" if not specific else "")
+        outcome: Outcome
+        alternatives: tuple[Candidate, ...] = ()
+        if not blocked and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
             outcome, reason = "answer", "confident"
+        elif not blocked and confidence >= cfg.answer_threshold:
+            outcome, reason = "answer", "fairly sure"
+            # the next two, unless their topic has no word in the message (an unrelated choice only confuses)
+            allowed = {e.id for e, _, f in ranked if f.gate and f.role}
+            alternatives = tuple(c for c in candidates[1:3] if c.entry.id in allowed)
         elif top_score >= cfg.clarify_threshold and self._any_gate(candidates[:3], ranked):
-            outcome = "clarify"
-            if not top_features.gate:
-                reason = f"topic gate {top.topic}"
-            elif top_score < cfg.answer_threshold:
-                reason = "plausible"
-            elif not specific:
-                reason = "too short"
-            else:
-                reason = "close second"
+            outcome, reason = "clarify", blocked or "unsure"
         elif top_score >= cfg.clarify_threshold:
             # none of the three choices has a word of its topic in the message (医保, 天气, 户口 …):
             # three unrelated legal questions would only confuse; say plainly we can't answer
             outcome, reason = "handoff", "no topic word among the choices"
         else:
             outcome, reason = "handoff", "nothing close"
-        return MatchResult(outcome, top, top_score, candidates, urgent, None, normalized, urgent_kind, reason)
+        return MatchResult(outcome, top, top_score, candidates, urgent, None, normalized, urgent_kind, reason,
+                           confidence, alternatives)
+
+    def confidence_features(self, text: str, normalized: str,
+                            ranked: Sequence[tuple[Entry, float, Features]]) -> dict[str, float]:
+        """What the confidence model weighs (bot/matcher/confidence.py), for the best of ``ranked``."""
+        top, score, f = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        other = next((s for e, s, _ in ranked if e.topic != top.topic), 0.0)
+        pairs = [normalized[i : i + 2] for i in range(len(normalized) - 1)] or [normalized]
+        distinct = len(set(pairs))
+        position = self._position[top.id]
+        held, known = self._entry.char.present(position, pairs)
+        topic_held, _ = self._topic.char.present(self._entry_topic[position], pairs)
+        return {
+            "score": score, "margin": score - second, "topic_margin": score - other,
+            "entry": f.entry, "topic": f.topic, "fuzz": f.fuzz, "gate": float(f.gate),
+            "explained": held / distinct, "topic_explained": topic_held / distinct,
+            "unknown": 1.0 - known / distinct, "log_length": math.log(max(1, len(normalized))),
+            "clauses": float(clause_count(text)),
+        }
 
     @staticmethod
     def _any_gate(shown: tuple[Candidate, ...], ranked: list[tuple[Entry, float, Features]]) -> bool:
@@ -315,12 +351,17 @@ class Matcher:
                     kw = 1.0
                     break
             gate = self._gate_ok(entry.topic, normalized, padded_pinyin)
+            role_words = self._roles.get(entry.id)
+            role = role_words is None or role_words.search(normalized) is None
             score = retrieval + cfg.w_fuzz * fz + cfg.w_keyword * kw
             if not gate:
                 score -= cfg.gate_penalty
+            if not role:
+                score -= cfg.role_penalty
             score /= total
             exact = normalized in self._entry_texts[e] or any(normalized == w for w, _ in self._keywords[e])
-            features = Features(entry_scores.get(e, 0.0), topic_scores.get(entry_topic[e], 0.0), fz, kw, gate, exact)
+            features = Features(entry_scores.get(e, 0.0), topic_scores.get(entry_topic[e], 0.0), fz, kw, gate, exact,
+                                role)
             raw.append((score, entry, features))
         # rank on the raw score (short messages can push several entries past 1.0), report it clipped
         raw.sort(key=lambda t: (-t[0], t[1].id))

@@ -60,6 +60,9 @@ class Row:
     entry_id: str | None
     score: float
     ms: float
+    entry_ids: tuple[str, ...] = ()  # candidates' entries, best first
+    alternatives: tuple[str, ...] = ()  # entries offered with an answer ("不是这个？回复 2 或 3")
+    confidence: float = 0.0
 
     @property
     def top1(self) -> bool:
@@ -76,6 +79,18 @@ class Row:
     @property
     def correct_answer(self) -> bool:
         return self.answered and self.top1
+
+    @property
+    def entry_top1(self) -> bool:
+        return bool(self.entry_ids) and self.entry_ids[0] in self.item.entries
+
+    @property
+    def rescued(self) -> bool:
+        """A wrong answer whose right topic is one of the alternatives offered with it (one more tap)."""
+        if not self.answered or self.top1:
+            return False
+        topic_of = dict(zip(self.entry_ids, self.topics, strict=False))
+        return any(topic_of.get(a) in self.item.labels for a in self.alternatives)
 
 
 def _pct(part: int, whole: int) -> float:
@@ -106,6 +121,8 @@ class Report:
         ins, outs = self.in_scope, self.out_of_scope
         answered = [r for r in self.rows if r.answered]
         latencies = [r.ms for r in self.rows]
+        with_entries = [r for r in ins if r.item.entries]
+        answered_entries = [r for r in with_entries if r.answered]
         return {
             "questions": len(self.rows),
             "in_scope": len(ins),
@@ -117,6 +134,11 @@ class Report:
             "answered_wrong": sum(r.answered and not r.correct_answer for r in self.rows),
             "oos_refused": _pct(sum(r.outcome in ("handoff", "smalltalk") for r in outs), len(outs)),
             "oos_answered": _pct(sum(r.answered for r in outs), len(outs)),
+            "with_alternatives": _pct(sum(bool(r.alternatives) for r in answered), len(answered)),
+            "wrong_rescued": sum(r.rescued for r in answered),
+            "entry_labelled": len(with_entries),
+            "entry_top1": _pct(sum(r.entry_top1 for r in with_entries), len(with_entries)),
+            "entry_precision": _pct(sum(r.entry_top1 for r in answered_entries), len(answered_entries)),
             "outcomes": dict(Counter(r.outcome for r in self.rows)),
             "latency_ms_p50": _percentile(latencies, 0.50),
             "latency_ms_p99": _percentile(latencies, 0.99),
@@ -147,9 +169,11 @@ class Report:
     def summary_lines(self) -> list[str]:
         """Three compact lines (the last lines `kb eval` prints; hooks `tail -n 3` them)."""
         m = self.metrics()
+        entries = (f"  entry top-1 {m['entry_top1']:.1f}%  entry precision {m['entry_precision']:.1f}%"
+                   if m["entry_labelled"] else "")
         return [
             f"in-scope {m['in_scope']}: top-1 {m['top1']:.1f}%  top-3 {m['top3']:.1f}%  "
-            f"answered {m['coverage']:.1f}%  precision {m['answer_precision']:.1f}%",
+            f"answered {m['coverage']:.1f}%  precision {m['answer_precision']:.1f}%{entries}",
             f"out-of-scope {m['out_of_scope']}: refused {m['oos_refused']:.1f}%  "
             f"answered confidently {m['oos_answered']:.1f}%",
             f"latency p50 {m['latency_ms_p50']:.2f} ms  p99 {m['latency_ms_p99']:.2f} ms  "
@@ -159,7 +183,9 @@ class Report:
 
 def result_row(item: Labelled, result: MatchResult, ms: float) -> Row:
     return Row(item, result.outcome, tuple(c.entry.topic for c in result.candidates),
-               result.entry.id if result.entry else None, result.score, ms)
+               result.entry.id if result.entry else None, result.score, ms,
+               tuple(c.entry.id for c in result.candidates), tuple(c.entry.id for c in result.alternatives),
+               result.confidence)
 
 
 def evaluate(matcher: Matcher, items: Iterable[Labelled]) -> Report:

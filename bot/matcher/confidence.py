@@ -1,0 +1,81 @@
+"""How sure the matcher is that its best entry answers the message: a logistic model over
+features it already computes, with coefficients and thresholds shipped as data.
+
+``confidence.json`` (next to this module) is written by ``python bench/matcher.py calibrate``
+from the calibration sets only (knowledge/eval/tune.tsv, narrative_cal.tsv, the shared dev
+sets, the out-of-scope probes — never a held-out set). Serving needs nothing but ``math``:
+``p = 1 / (1 + exp(-(intercept + Σ coefficient·feature)))``.
+
+Features of a message (all computed for the best entry after ranking):
+
+``score``      the ranking score, 0..1
+``margin``     ahead of the next entry
+``topic_margin`` ahead of the best entry of another topic
+``entry``      char+pinyin BM25 of the entry, over the message's own BM25 (how much it explains)
+``topic``      the same for the entry's whole topic
+``fuzz``       best rapidfuzz ratio against one phrasing
+``gate``       1 if the topic gate has a word in the message
+``explained``  share of the message's character pairs found in the entry's phrasings
+``topic_explained`` the same for the whole topic
+``unknown``    share of the message's character pairs found in no phrasing at all
+``log_length`` log of the normalised message's length
+``clauses``    number of clauses (split at punctuation and spaces) of the raw message
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+MODEL_PATH = Path(__file__).with_name("confidence.json")
+FEATURES: tuple[str, ...] = (
+    "score", "margin", "topic_margin", "entry", "topic", "fuzz", "gate",
+    "explained", "topic_explained", "unknown", "log_length", "clauses",
+)
+_CLAUSE_SPLIT = re.compile(r"[，,。.！!？?；;、：:…~～\s]+")
+
+
+def clause_count(text: str) -> int:
+    """Clauses of the raw message (punctuation and spaces split them; empty pieces do not count)."""
+    return max(1, sum(1 for part in _CLAUSE_SPLIT.split(text) if any(ch.isalnum() for ch in part)))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfidenceModel:
+    intercept: float
+    coefficients: Mapping[str, float]
+    answer_threshold: float  # answer, offering the next two entries ("不是这个？回复 2 或 3")
+    sure_threshold: float  # answer without alternatives
+    meta: Mapping[str, Any] = field(default_factory=dict)  # how and on what it was fitted
+
+    def probability(self, features: Mapping[str, float]) -> float:
+        z = self.intercept + sum(w * features.get(name, 0.0) for name, w in self.coefficients.items())
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConfidenceModel:
+        coefficients = {str(k): float(v) for k, v in dict(data["coefficients"]).items()}
+        unknown = set(coefficients) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"confidence model: unknown features {sorted(unknown)}")
+        return cls(float(data["intercept"]), coefficients, float(data["answer_threshold"]),
+                   float(data["sure_threshold"]), dict(data.get("meta") or {}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"intercept": round(self.intercept, 6),
+                "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
+                "answer_threshold": self.answer_threshold, "sure_threshold": self.sure_threshold,
+                "meta": dict(self.meta)}
+
+
+@cache
+def shipped_model() -> ConfidenceModel:
+    """The model in confidence.json (read once per process)."""
+    data: dict[str, Any] = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    return ConfidenceModel.from_json(data)
