@@ -28,6 +28,7 @@ SMALLTALK_TEXT = {
     "help": "直接把遇到的事说给我听就行，比如“邻居把路堵了”“借钱不还咋办”。我答不好的，会转给人工。",
     "bye": "再见！有事随时来问。",
 }
+ALTERNATIVES_TEXT = "不是这个？回复 {numbers}：\n{items}"
 QUALITY_BARS = {"top1": 90.0, "top3": 97.0, "oos_answered": 5.0}
 
 _dir_option = click.option(
@@ -64,6 +65,10 @@ def _result_json(query: str, r: MatchResult) -> dict[str, Any]:
         "score": round(r.score, 4),
         "candidates": [{"entry_id": c.entry.id, "topic": c.entry.topic, "score": round(c.score, 4)}
                        for c in r.candidates],
+        # an answer offered with "不是这个？回复 2 或 3": the entries offered (also in candidates, after the answer)
+        "alternatives": [{"entry_id": c.entry.id, "topic": c.entry.topic, "score": round(c.score, 4)}
+                         for c in r.alternatives],
+        "confidence": round(r.confidence, 4),
         "urgent": r.urgent,
         "smalltalk": r.smalltalk,
     }
@@ -78,6 +83,10 @@ def render_for_human(kbase: KnowledgeBase, r: MatchResult) -> str:
         lines.append(SMALLTALK_TEXT.get(r.smalltalk or "greeting", SMALLTALK_TEXT["greeting"]))
     elif r.outcome == "answer" and r.entry is not None:
         lines.append(kbase.render_answer(r.entry))
+        if r.alternatives:
+            lines.append(ALTERNATIVES_TEXT.format(
+                numbers=" 或 ".join(str(i) for i in range(2, len(r.alternatives) + 2)),
+                items="\n".join(f"{i}. {kbase.fill(c.entry.question)}" for i, c in enumerate(r.alternatives, 2))))
     elif r.outcome == "clarify":
         lines.append("您是想问下面哪一个？回复数字就行：")
         lines.extend(f"{i}. {kbase.fill(c.entry.question)}" for i, c in enumerate(r.candidates[:3], 1))
@@ -87,7 +96,7 @@ def render_for_human(kbase: KnowledgeBase, r: MatchResult) -> str:
     meta = f"[{r.outcome}"
     if r.entry is not None:
         meta += f" · {r.entry.id} · {kbase.topic_name(r.entry.topic)}"
-    meta += f" · {r.score:.2f}" + (f" · {r.reason}" if r.reason else "") + "]"
+    meta += f" · {r.score:.2f} · p {r.confidence:.2f}" + (f" · {r.reason}" if r.reason else "") + "]"
     lines.append(meta)
     return "\n".join(lines)
 

@@ -60,6 +60,24 @@ def test_ask_json_reads_one_question_per_line(runner: CliRunner, tiny: Path) -> 
     assert "宅急地" in result.output  # ensure_ascii=False
 
 
+def test_ask_json_an_answer_with_alternatives_is_still_an_answer(runner: CliRunner, tiny: Path) -> None:
+    # a wage question that also asks for someone to settle it: fairly sure, so the answer comes with
+    # "不是这个？回复 2 或 3" — outcome stays `answer`, the offered entries are listed in `alternatives`
+    # and are the candidates right after the answer
+    result = runner.invoke(ask, ["--json", "--dir", str(tiny), "工钱要不回来想找人评理"])
+    row = json.loads(result.output)
+    assert row["outcome"] in ("answer", "clarify", "handoff", "smalltalk")
+    assert (row["outcome"], row["entry_id"]) == ("answer", "wage-arrears-complain")
+    assert 0.0 < row["confidence"] < 1.0
+    offered = [a["entry_id"] for a in row["alternatives"]]
+    assert offered and offered == [c["entry_id"] for c in row["candidates"][1 : 1 + len(offered)]]
+    assert set(row["alternatives"][0]) == {"entry_id", "topic", "score"}
+    human = runner.invoke(ask, ["--dir", str(tiny), "工钱要不回来想找人评理"]).output
+    assert "不是这个？回复 2 或 3：\n2. " in human and "\n3. " in human
+    sure = json.loads(runner.invoke(ask, ["--json", "--dir", str(tiny), "宅急地咋申请"]).output)
+    assert (sure["outcome"], sure["alternatives"]) == ("answer", [])
+
+
 def test_ask_explain_shows_the_features(runner: CliRunner, tiny: Path) -> None:
     result = runner.invoke(ask, ["--json", "--explain", "--dir", str(tiny), "宅急地咋申请"])
     row = json.loads(result.output)

@@ -156,6 +156,19 @@ def test_broken_word_tables_stop_loading(tmp_path: Path) -> None:
     assert "needs two or more non-empty groups" in load_errors(bad_urgent)[0]
 
 
+def test_wrong_role_words_are_normalised_and_checked(tmp_path: Path) -> None:
+    from tests.test_knowledge_tiny import SYNONYMS
+
+    roles = "wrong_role:\n  wage-arrears-complain: [俺欠*工钱, 欠工人]\n  no-such-entry: [x]\n"
+    root = write_tiny_kb(tmp_path / "knowledge", synonyms=SYNONYMS + roles)
+    kb = load_knowledge(root)  # an unknown entry id does not stop loading (entries come and go)
+    assert kb.tables.wrong_role["wage-arrears-complain"] == ("我欠*工资", "欠工人")  # synonyms applied, `*` kept
+    report = check_knowledge(root)
+    assert f"{root / 'synonyms.yaml'}:1: wrong_role: unknown entry 'no-such-entry'" in [str(p) for p in report.problems]
+    broken = write_tiny_kb(tmp_path / "broken", synonyms=SYNONYMS + "wrong_role:\n  wage-arrears-complain: [欠*]\n")
+    assert any("has an empty part around `*`" in m for m in load_errors(broken))
+
+
 def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     assert load_errors(tmp_path / "nowhere") == [f"{tmp_path / 'nowhere' / '.'}:1: knowledge directory does not exist"]
 

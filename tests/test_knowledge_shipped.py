@@ -1,22 +1,32 @@
 """The shipped knowledge/: `kb check` passes and the matcher meets the quality bars.
 
 The only test that reads the real FAQ content (others build a tiny directory in tmp_path).
-Bars: top-1 >= 90 %, top-3 >= 97 %, out-of-scope answered confidently <= 5 %.
+Bars (issue #14, held-out halves): the old holdout — top-1 >= 93 %, top-3 >= 98 %, out-of-scope
+answered confidently <= 3 %; the narrative held-out set — >= 65 % answered (answer or answer with
+alternatives) at >= 92 % precision, out-of-scope answered <= 3 %. The calibration sets keep the
+older bars (top-1 >= 90 %, top-3 >= 97 %, out of scope <= 5 %) and the narrative bars.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bot.knowledge import check_knowledge, load_knowledge
 from bot.matcher import Matcher
+from bot.matcher.confidence import FEATURES, MODEL_PATH
 from bot.matcher.evaluate import Report, evaluate, read_tsv
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
-DEV = ROOT.parent / "shared" / "eval" / "dev_queries.tsv"  # the shared development set, next to the repository
+EVAL = KNOWLEDGE / "eval"
+# the shared development sets sit next to the main checkout; a worktree is one level deeper
+SHARED = next((p / "shared" / "eval" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "eval").is_dir()),
+              ROOT.parent / "shared" / "eval")
+DEV = SHARED / "dev_queries.tsv"
+NARRATIVE_DEV = SHARED / "narrative_dev.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +34,27 @@ def matcher() -> Matcher:
     return Matcher(load_knowledge(KNOWLEDGE))
 
 
-def meets_bars(report: Report) -> list[str]:
+def ranking_bars(report: Report, *, top1: float = 90.0, top3: float = 97.0, oos: float = 5.0) -> list[str]:
     m = report.metrics()
     failures = []
-    if m["top1"] < 90.0:
-        failures.append(f"top-1 {m['top1']:.1f}% < 90%")
-    if m["top3"] < 97.0:
-        failures.append(f"top-3 {m['top3']:.1f}% < 97%")
-    if m["oos_answered"] > 5.0:
-        failures.append(f"out-of-scope answered {m['oos_answered']:.1f}% > 5%")
+    if m["top1"] < top1:
+        failures.append(f"top-1 {m['top1']:.1f}% < {top1}%")
+    if m["top3"] < top3:
+        failures.append(f"top-3 {m['top3']:.1f}% < {top3}%")
+    if m["oos_answered"] > oos:
+        failures.append(f"out-of-scope answered {m['oos_answered']:.1f}% > {oos}%")
+    return failures
+
+
+def narrative_bars(report: Report) -> list[str]:
+    m = report.metrics()
+    failures = []
+    if m["coverage"] < 65.0:
+        failures.append(f"answered {m['coverage']:.1f}% < 65%")
+    if m["answer_precision"] < 92.0:
+        failures.append(f"precision {m['answer_precision']:.1f}% < 92%")
+    if m["oos_answered"] > 3.0:
+        failures.append(f"out-of-scope answered {m['oos_answered']:.1f}% > 3%")
     return failures
 
 
@@ -44,12 +66,30 @@ def test_the_shipped_knowledge_passes_kb_check() -> None:
 
 @pytest.mark.skipif(not DEV.exists(), reason=f"{DEV} is not here")
 def test_quality_bars_on_the_dev_set(matcher: Matcher) -> None:
-    assert meets_bars(evaluate(matcher, read_tsv(DEV))) == []
+    assert ranking_bars(evaluate(matcher, read_tsv(DEV))) == []
 
 
 def test_quality_bars_on_the_tuning_set(matcher: Matcher) -> None:
-    assert meets_bars(evaluate(matcher, read_tsv(KNOWLEDGE / "eval" / "tune.tsv"))) == []
+    assert ranking_bars(evaluate(matcher, read_tsv(EVAL / "tune.tsv"))) == []
 
 
 def test_quality_bars_on_the_holdout_set(matcher: Matcher) -> None:
-    assert meets_bars(evaluate(matcher, read_tsv(KNOWLEDGE / "eval" / "holdout.tsv"))) == []
+    assert ranking_bars(evaluate(matcher, read_tsv(EVAL / "holdout.tsv")), top1=93.0, top3=98.0, oos=3.0) == []
+
+
+def test_real_consultations_are_answered_on_the_narrative_held_out_set(matcher: Matcher) -> None:
+    assert narrative_bars(evaluate(matcher, read_tsv(EVAL / "narrative_holdout.tsv"))) == []
+
+
+def test_real_consultations_are_answered_on_the_narrative_calibration_sets(matcher: Matcher) -> None:
+    assert narrative_bars(evaluate(matcher, read_tsv(EVAL / "narrative_cal.tsv"))) == []
+    if NARRATIVE_DEV.exists():
+        assert narrative_bars(evaluate(matcher, read_tsv(NARRATIVE_DEV))) == []
+
+
+def test_the_shipped_confidence_model_was_fitted_on_calibration_sets_only() -> None:
+    model = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert set(model["coefficients"]) == set(FEATURES)
+    assert 0.0 < model["answer_threshold"] <= model["sure_threshold"] < 1.0
+    fitted_on = set(model["meta"]["messages"])
+    assert fitted_on and not any("holdout" in name or "hold" in name for name in fitted_on)

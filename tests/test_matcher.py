@@ -197,3 +197,58 @@ def test_clarify_choices_hold_at_most_two_entries_of_one_topic() -> None:
     assert [c.entry.id for c in diversified(ranked)] == ["e0", "e1", "e3", "e2", "e4"]
     single = tuple(Candidate(entry(i, "a"), 1 - i / 10) for i in range(4))
     assert [c.entry.id for c in diversified(single)] == ["e0", "e1", "e2", "e3"]
+
+
+# -- confidence, alternatives, roles (issue #14) -----------------------------------------------
+def test_a_confident_answer_comes_alone_and_says_how_sure_it_is(matcher: Matcher) -> None:
+    result = matcher.match("宅急地咋申请")
+    assert (result.outcome, result.reason, result.alternatives) == ("answer", "confident", ())
+    assert matcher.config.sure_threshold <= result.confidence <= 1.0
+
+
+def test_a_fairly_sure_answer_offers_the_next_two_as_numbered_picks(kb: KnowledgeBase) -> None:
+    # everything between the two thresholds is "fairly sure": the answer plus "不是这个？回复 2 或 3"
+    fairly = Matcher(kb, MatcherConfig(answer_threshold=0.0, sure_threshold=1.01))
+    result = fairly.match("俺想离婚，他不同意，咋办")
+    assert (result.outcome, result.reason) == ("answer", "fairly sure")
+    assert result.entry is not None and result.entry.id == "divorce-spouse-refuses"
+    assert result.alternatives and len(result.alternatives) <= 2
+    assert result.alternatives == result.candidates[1 : 1 + len(result.alternatives)]  # they are picks 2 and 3
+    assert all(c.entry.id != result.entry.id for c in result.alternatives)
+
+
+def test_alternatives_leave_out_topics_without_a_word_in_the_message(kb: KnowledgeBase) -> None:
+    fairly = Matcher(kb, MatcherConfig(answer_threshold=0.0, sure_threshold=1.01))
+    result = fairly.match("俺想离婚，他不同意，咋办")
+    # 低保 has a topic gate (低保, 救助, 特困): never offered to someone asking about divorce
+    assert all(c.entry.topic != "social.assistance" for c in result.alternatives)
+
+
+def test_below_the_answer_threshold_the_villager_picks_from_three(kb: KnowledgeBase) -> None:
+    timid = Matcher(kb, MatcherConfig(answer_threshold=1.01))
+    result = timid.match("宅急地咋申请")
+    assert (result.outcome, result.reason, result.alternatives) == ("clarify", "unsure", ())
+    assert 0.0 < result.confidence < 1.01
+
+
+ROLES = """\
+wrong_role:
+  wage-arrears-complain: [我欠*工资, 欠工人]
+"""
+
+
+def test_a_word_of_the_other_side_of_a_mirror_blocks_a_confident_answer(tmp_path: Path) -> None:
+    from tests.test_knowledge_tiny import SYNONYMS
+
+    plain = Matcher(load_knowledge(write_tiny_kb(tmp_path / "plain")))
+    roles = Matcher(load_knowledge(write_tiny_kb(tmp_path / "roles", synonyms=SYNONYMS + ROLES)))
+    worker = "老板欠俺工钱不给咋办"
+    boss = "俺欠工人工资不给了咋办"
+    assert plain.match(worker).outcome == roles.match(worker).outcome == "answer"  # the worker still gets it
+    assert plain.match(boss).outcome == "answer"  # without the table the boss got the worker's answer
+    blocked = roles.match(boss)
+    assert (blocked.outcome, blocked.reason) == ("clarify", "wrong role")
+    assert blocked.entry is not None and blocked.entry.id == "wage-arrears-complain"  # still offered as a choice
+    explained = {e.id: f for e, _, f in roles.rank(blocked.normalized)}
+    assert explained["wage-arrears-complain"].role is False
+    assert roles.rank(blocked.normalized)[0][1] < plain.rank(blocked.normalized)[0][1]  # and it ranks lower
