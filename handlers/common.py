@@ -18,5 +18,5 @@ def answer_text(ctx: Ctx, entry: Entry) -> str:
     return kb.render_answer(entry)
 
 
-def numbered_list(entries: list[Entry]) -> str:
-    return "\n".join(f"{i}. {e.question}" for i, e in enumerate(entries, 1))
+def numbered_list(entries: list[Entry], start: int = 1) -> str:
+    return "\n".join(f"{i}. {e.question}" for i, e in enumerate(entries, start))

@@ -71,6 +71,11 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
         await record_handoff(ctx, text, urgent=True)
     if result.outcome == "answer" and result.entry is not None:
         parts.append(answer_text(ctx, result.entry))
+        if result.alternatives:  # fairly sure: a wrong guess costs one tap ("不是这个？回复 2 或 3")
+            others = [c.entry for c in result.alternatives]
+            ctx.remember(menu={"kind": "entries", "ids": [result.entry.id, *(e.id for e in others)]})
+            numbers = " 或 ".join(str(n) for n in range(2, len(others) + 2))
+            parts.append(texts.get("alternatives", numbers=numbers, items=numbered_list(others, start=2)))
     elif result.outcome == "smalltalk":
         parts.append(texts.get(result.smalltalk if result.smalltalk in ("greeting", "thanks", "bye") else "help"))
     elif result.outcome == "clarify" and result.candidates:

@@ -64,6 +64,35 @@ async def test_a_vague_question_offers_numbered_choices_and_a_number_picks_one(c
     assert len(recorded[-1].candidates) >= 3
 
 
+TWO_TOPICS = ("离了婚娃跟谁，家里那套房咋分呢", "俺在城里买了楼，老家还有个宅子，村里说一户只能一处要收回去",
+              "工钱要不回来想找人评理", "被人打伤了想找村里调解", "离婚了孩子归谁、房子怎么分")
+
+
+def a_fairly_sure_question(client: Any) -> Any:
+    """A story that joins two neighbouring topics, which the matcher answers while offering the next two."""
+    matcher = client.app[SERVICES].knowledge.matcher
+    for q in TWO_TOPICS:
+        result = matcher.match(q)
+        if result.outcome == "answer" and len(result.alternatives) == 2:
+            return q, result
+    raise AssertionError("none of the two-topic questions got an answer with alternatives")
+
+
+async def test_a_fairly_sure_answer_offers_two_more_and_a_number_picks_one(client: Any, phone: Phone) -> None:
+    question, result = a_fairly_sure_question(client)
+    first, second, third = result.entry, result.alternatives[0].entry, result.alternatives[1].entry
+    reply = await phone.say(question)
+    answer_part, offer = reply.rsplit("不是这个？", 1)
+    assert DISCLAIMER in answer_part and first.answer[:12] in answer_part  # the answer comes first, whole
+    assert offer.startswith("回复 2 或 3：")
+    assert f"2. {second.question}" in offer and f"3. {third.question}" in offer
+    picked = await phone.say("2")  # a wrong guess costs one tap
+    assert second.answer[:12] in picked and DISCLAIMER in picked
+    assert not await gaps(client)  # an answer is not a knowledge gap
+    await phone.say(question)
+    assert third.answer[:12] in await phone.say("3")
+
+
 async def test_a_number_out_of_range_asks_again(client: Any, phone: Phone) -> None:
     await phone.say(a_vague_question(client))
     assert "1 到 3" in await phone.say("7")

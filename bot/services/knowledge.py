@@ -28,6 +28,7 @@ REQUIRED_TEXTS = (
     "help",
     "no_match",
     "clarify",
+    "alternatives",
     "emergency",
     "voice_unrecognised",
     "media_ack",
