@@ -40,6 +40,7 @@ TUNE = KNOWLEDGE / "eval" / "tune.tsv"
 HOLDOUT = KNOWLEDGE / "eval" / "holdout.tsv"
 NARRATIVE_CAL = KNOWLEDGE / "eval" / "narrative_cal.tsv"
 NARRATIVE_HOLDOUT = KNOWLEDGE / "eval" / "narrative_holdout.tsv"
+SHORT_CAL = KNOWLEDGE / "eval" / "short_cal.tsv"
 
 
 def _shared_eval() -> Path:
@@ -110,7 +111,8 @@ def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Re
 def quality_sets() -> list[tuple[str, list[Labelled]]]:
     """Every set, calibration first; the held-out ones last (aggregate numbers only)."""
     named: list[tuple[str, Path | None]] = [
-        ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL), ("probes", None),
+        ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL), ("short-cal", SHORT_CAL),
+        ("probes", None),
         ("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
     out = []
     for name, path in named:
@@ -220,7 +222,8 @@ def weights(args: argparse.Namespace) -> None:
 def calibrate(args: argparse.Namespace) -> None:
     from matcher_calibrate import calibrate as run
 
-    sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "probes": probe_items()}
+    sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "short-cal": read_tsv(SHORT_CAL),
+            "probes": probe_items()}
     narrative = ["narrative-cal"]
     if DEV.exists():
         sets["dev"] = read_tsv(DEV)
