@@ -111,8 +111,8 @@ def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Re
 def quality_sets() -> list[tuple[str, list[Labelled]]]:
     """Every set, calibration first; the held-out ones last (aggregate numbers only)."""
     named: list[tuple[str, Path | None]] = [
-        ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL), ("short-cal", SHORT_CAL),
-        ("probes", None),
+        ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL),
+        ("short-cal", SHORT_CAL), ("probes", None),
         ("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
     out = []
     for name, path in named:

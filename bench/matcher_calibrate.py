@@ -154,8 +154,8 @@ def choose(data: Sequence[Sample], probs: Sequence[float], totals: dict[str, tup
         t = t100 / 1000
         ok = all(answered_stats(data, probs, t, [src], totals)[1] >= precision for src in narrative)
         ok = ok and answered_stats(data, probs, t, everything, totals)[2] <= max_oos
-        ok = ok and all(answered_stats(data, probs, t, [src], totals)[2] * n_out / 100 <= max(1.0, max_oos * n_out / 100)
-                        for src, (_, n_out) in totals.items() if n_out)
+        ok = ok and all(answered_stats(data, probs, t, [src], totals)[2] * n_out / 100
+                        <= max(1.0, max_oos * n_out / 100) for src, (_, n_out) in totals.items() if n_out)
         if not ok:
             break
         answer = t
