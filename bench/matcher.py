@@ -104,7 +104,8 @@ def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Re
         ms = (time.perf_counter() - start) * 1000
         top = scores[0] / 100 if scores else 0.0
         outcome = "answer" if scores and scores[0] >= cutoff else "handoff"
-        rows.append(Row(item, outcome, tuple(e.topic for e in seen[:5]), seen[0].id if seen else None, top, ms))
+        rows.append(Row(item, outcome, tuple(e.topic for e in seen[:5]), seen[0].id if seen else None, top, ms,
+                        tuple(e.id for e in seen[:5])))
     return Report(tuple(rows))
 
 
