@@ -215,40 +215,31 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
 
     fillers = words("fillers", data.get("fillers") or [], _line(nodes.get("fillers")))
 
+    def section(name: str, what: str) -> list[tuple[Any, Any, int]]:
+        """(key, value, line) of a mapping section, or a problem if it is not a mapping."""
+        raw = data.get(name) or {}
+        if not isinstance(raw, dict):
+            col.add(rel, _line(nodes.get(name)), f"`{name}` must map {what}")
+            return []
+        value_nodes = _value_nodes(nodes.get(name))
+        return [(key, value, _line(value_nodes.get(str(key)))) for key, value in raw.items()]
+
     smalltalk: dict[str, tuple[str, ...]] = {}
-    st_nodes = _value_nodes(nodes.get("smalltalk"))
-    raw_st = data.get("smalltalk") or {}
-    if not isinstance(raw_st, dict):
-        col.add(rel, _line(nodes.get("smalltalk")), "`smalltalk` must map a kind to a list of phrases")
-        raw_st = {}
-    for kind, phrases in raw_st.items():
-        line = _line(st_nodes.get(str(kind)))
+    for kind, phrases, line in section("smalltalk", "a kind to a list of phrases"):
         if kind not in SMALLTALK_KINDS:
             col.add(rel, line, f"smalltalk: unknown kind {kind!r} (one of {', '.join(SMALLTALK_KINDS)})")
             continue
         smalltalk[kind] = words(f"smalltalk.{kind}", phrases, line)
 
     gates: dict[str, tuple[str, ...]] = {}
-    gate_nodes = _value_nodes(nodes.get("topic_gates"))
-    raw_gates = data.get("topic_gates") or {}
-    if not isinstance(raw_gates, dict):
-        col.add(rel, _line(nodes.get("topic_gates")), "`topic_gates` must map a topic id to a list of words")
-        raw_gates = {}
-    for topic, gate_words in raw_gates.items():
-        line = _line(gate_nodes.get(str(topic)))
+    for topic, gate_words, line in section("topic_gates", "a topic id to a list of words"):
         if topics and topic not in topics:
             col.add(rel, line, f"topic_gates: unknown topic {topic!r}")
             continue
         gates[str(topic)] = words(f"topic_gates.{topic}", gate_words, line)
 
     roles: dict[str, tuple[str, ...]] = {}
-    role_nodes = _value_nodes(nodes.get("wrong_role"))
-    raw_roles = data.get("wrong_role") or {}
-    if not isinstance(raw_roles, dict):
-        col.add(rel, _line(nodes.get("wrong_role")), "`wrong_role` must map an entry id to a list of words")
-        raw_roles = {}
-    for entry_id, role_words in raw_roles.items():
-        line = _line(role_nodes.get(str(entry_id)))
+    for entry_id, role_words, line in section("wrong_role", "an entry id to a list of words"):
         items = _word_list(role_words)
         if items is None:
             col.add(rel, line, f"wrong_role.{entry_id}: expected a list of words")
