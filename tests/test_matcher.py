@@ -44,6 +44,7 @@ def test_homophone_typos_sound_the_same() -> None:
         assert pinyin(typed) == pinyin(meant), typed
     assert pinyin("打12348") == ["da", "12348"]
     assert pinyin("找知识") == pinyin("找姿势")  # zh/z folded, as fuzzy-pinyin keyboards and dialects mix them
+    assert pinyin("留守") == pinyin("牛手") and pinyin("老人") == pinyin("脑人")  # n/l, as Henan speech merges them
 
 
 # -- a conversation ------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``fold``      full/half width (NFKC), lower case, traditional → simplified, only letters and digits kept
 ``normalize`` fold, then the synonyms table (dialect/colloquial/typo → standard), then fillers dropped
 ``pinyin``    toneless syllables of a normalised text, with the sounds villagers' input mixes up folded
-              together (zh/z, ch/c, sh/s, -ng/-n), so 宅急地 and 宅基地, 欠新 and 欠薪 sound alike
+              together (zh/z, ch/c, sh/s, -ng/-n, and n/l as Henan speech and fuzzy-pinyin
+              keyboards merge them), so 宅急地 and 宅基地, 欠新 and 欠薪 sound alike
 
 This module imports nothing from ``bot.knowledge`` (the knowledge base builds a Normalizer).
 """
@@ -32,6 +33,8 @@ def _fold_syllable(syllable: str) -> str:
         s = s[0] + s[2:]
     if s.endswith("ng") and len(s) > 2:
         s = s[:-1]
+    if s[:1] == "l" and len(s) > 1:  # 老/脑, 流/牛
+        s = "n" + s[1:]
     return s
 
 
