@@ -41,6 +41,7 @@ HOLDOUT = KNOWLEDGE / "eval" / "holdout.tsv"
 NARRATIVE_CAL = KNOWLEDGE / "eval" / "narrative_cal.tsv"
 NARRATIVE_HOLDOUT = KNOWLEDGE / "eval" / "narrative_holdout.tsv"
 SHORT_CAL = KNOWLEDGE / "eval" / "short_cal.tsv"
+PARAPHRASE_CAL = KNOWLEDGE / "eval" / "paraphrase_cal.tsv"
 
 
 def _shared_eval() -> Path:
@@ -113,7 +114,7 @@ def quality_sets() -> list[tuple[str, list[Labelled]]]:
     """Every set, calibration first; the held-out ones last (aggregate numbers only)."""
     named: list[tuple[str, Path | None]] = [
         ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL),
-        ("short-cal", SHORT_CAL), ("probes", None),
+        ("short-cal", SHORT_CAL), ("para-cal", PARAPHRASE_CAL), ("probes", None),
         ("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
     out = []
     for name, path in named:
@@ -224,7 +225,7 @@ def calibrate(args: argparse.Namespace) -> None:
     from matcher_calibrate import calibrate as run
 
     sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "short-cal": read_tsv(SHORT_CAL),
-            "probes": probe_items()}
+            "paraphrase-cal": read_tsv(PARAPHRASE_CAL), "probes": probe_items()}
     narrative = ["narrative-cal"]
     if DEV.exists():
         sets["dev"] = read_tsv(DEV)

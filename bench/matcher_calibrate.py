@@ -3,8 +3,8 @@
     .venv/bin/python bench/matcher.py calibrate            # fit, choose thresholds, write the JSON
     .venv/bin/python bench/matcher.py calibrate --dry-run  # only print what it would write
 
-Data: the *calibration* sets only — knowledge/eval/tune.tsv, knowledge/eval/narrative_cal.tsv,
-the shared dev sets (dev_queries.tsv, narrative_dev.tsv) and the out-of-scope probes in
+Data: the *calibration* sets only — knowledge/eval/tune.tsv, narrative_cal.tsv, short_cal.tsv,
+paraphrase_cal.tsv, the shared dev sets (dev_queries.tsv, narrative_dev.tsv) and the out-of-scope probes in
 bench/matcher.py. The held-out sets (holdout.tsv, narrative_holdout.tsv) are never read here.
 
 Method: for every message the matcher ranks entries and computes the features of

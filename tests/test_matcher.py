@@ -253,3 +253,13 @@ def test_a_word_of_the_other_side_of_a_mirror_blocks_a_confident_answer(tmp_path
     explained = {e.id: f for e, _, f in roles.rank(blocked.normalized)}
     assert explained["wage-arrears-complain"].role is False
     assert roles.rank(blocked.normalized)[0][1] < plain.rank(blocked.normalized)[0][1]  # and it ranks lower
+
+
+def test_a_near_tie_with_another_topic_always_offers_it(kb: KnowledgeBase) -> None:
+    # sure of the answer, but another topic is (almost) as good: the villager gets both ways forward
+    question = "工钱要不回来想找人评理"
+    plain = Matcher(kb, MatcherConfig(answer_threshold=0.0, sure_threshold=0.0, tie_share=0.0)).match(question)
+    assert (plain.outcome, plain.reason, plain.alternatives) == ("answer", "confident", ())
+    tied = Matcher(kb, MatcherConfig(answer_threshold=0.0, sure_threshold=0.0, tie_share=1.01)).match(question)
+    assert (tied.outcome, tied.reason) == ("answer", "fairly sure") and tied.alternatives
+    assert tied.entry == plain.entry

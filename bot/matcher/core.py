@@ -75,6 +75,7 @@ class MatcherConfig:
     answer_threshold: float = field(default_factory=lambda: shipped_model().answer_threshold)  # confidence 0..1
     sure_threshold: float = field(default_factory=lambda: shipped_model().sure_threshold)  # … without alternatives
     clarify_threshold: float = 0.19  # ranking score below which a message is handed off
+    tie_share: float = 0.1  # another topic within this share of the score: always offer it (never a plain answer)
     min_answer_chars: int = 3  # shorter messages (孩子, 工伤) are answered only on an exact phrasing or keyword
 
     @property
@@ -273,13 +274,15 @@ class Matcher:
         candidates = diversified(tuple(Candidate(e, s) for e, s, _ in ranked))
         top, top_score, top_features = ranked[0]
         cfg = self.config
-        confidence = cfg.model.probability(self.confidence_features(text, normalized, ranked))
+        features = self.confidence_features(text, normalized, ranked)
+        confidence = cfg.model.probability(features)
+        tied = features["topic_margin"] < cfg.tie_share * top_score  # e.g. 离婚了孩子归谁、房子怎么分
         specific = len(normalized) >= cfg.min_answer_chars or top_features.exact
         blocked = ("topic gate" if not top_features.gate else "wrong role" if not top_features.role
                    else "too short" if not specific else "")
         outcome: Outcome
         alternatives: tuple[Candidate, ...] = ()
-        if not blocked and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
+        if not blocked and not tied and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
             outcome, reason = "answer", "confident"
         elif not blocked and confidence >= cfg.answer_threshold:
             outcome, reason = "answer", "fairly sure"
