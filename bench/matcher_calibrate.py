@@ -10,8 +10,8 @@ bench/matcher.py. The held-out sets (holdout.tsv, narrative_holdout.tsv) are nev
 Method: for every message the matcher ranks entries and computes the features of
 bot/matcher/confidence.py for its best entry; the label is "the best entry's topic is right"
 (out-of-scope messages: never right). An L2-regularised logistic regression (Newton's method,
-standardised features, pure Python) is fitted; thresholds are chosen on *out-of-fold*
-probabilities (5-fold cross-validation), so they are not flattered by the fit:
+standardised features, pure Python) is fitted; thresholds must hold both on *out-of-fold*
+probabilities (5-fold cross-validation, not flattered by the fit) and on the final model's:
 - ``answer_threshold``: the lowest probability at which, on each narrative set separately,
   answers are right ≥ --precision of the time, and ≤ --max-oos % of all the out-of-scope
   messages are answered — pooled, and on each set at most that share or one message (one line
@@ -146,22 +146,28 @@ def answered_stats(data: Sequence[Sample], probs: Sequence[float], threshold: fl
             100.0 * (len(answered) - len(in_scope)) / max(1, n_out))
 
 
-def choose(data: Sequence[Sample], probs: Sequence[float], totals: dict[str, tuple[int, int]],
+def choose(data: Sequence[Sample], runs: Sequence[Sequence[float]], totals: dict[str, tuple[int, int]],
            narrative: Sequence[str], precision: float, max_oos: float, sure: float) -> tuple[float, float]:
+    """The two thresholds; every bar must hold for each probability vector in ``runs``."""
     everything = list(totals)
+
+    def bars_hold(probs: Sequence[float], t: float) -> bool:
+        if any(answered_stats(data, probs, t, [src], totals)[1] < precision for src in narrative):
+            return False
+        if answered_stats(data, probs, t, everything, totals)[2] > max_oos:
+            return False
+        return all(answered_stats(data, probs, t, [src], totals)[2] * n_out / 100 <= max(1.0, max_oos * n_out / 100)
+                   for src, (_, n_out) in totals.items() if n_out)
+
     answer = sure_t = 0.99
-    for t100 in range(990, 99, -5):  # walk down while every bar still holds
-        t = t100 / 1000
-        ok = all(answered_stats(data, probs, t, [src], totals)[1] >= precision for src in narrative)
-        ok = ok and answered_stats(data, probs, t, everything, totals)[2] <= max_oos
-        ok = ok and all(answered_stats(data, probs, t, [src], totals)[2] * n_out / 100
-                        <= max(1.0, max_oos * n_out / 100) for src, (_, n_out) in totals.items() if n_out)
-        if not ok:
+    for t1000 in range(990, 99, -5):  # walk down while every bar still holds
+        t = t1000 / 1000
+        if not all(bars_hold(probs, t) for probs in runs):
             break
         answer = t
-    for t100 in range(990, 99, -5):
-        t = t100 / 1000
-        if answered_stats(data, probs, t, narrative, totals)[1] < sure:
+    for t1000 in range(990, 99, -5):
+        t = t1000 / 1000
+        if any(answered_stats(data, probs, t, narrative, totals)[1] < sure for probs in runs):
             break
         sure_t = t
     return answer, max(answer, sure_t)
@@ -173,7 +179,9 @@ def calibrate(kb: KnowledgeBase, sets: dict[str, list[Labelled]], narrative: Seq
     totals = {src: (sum(i.in_scope for i in items), sum(not i.in_scope for i in items))
               for src, items in sets.items()}
     probs = out_of_fold(data, args.l2)
-    answer, sure = choose(data, probs, totals, narrative, args.precision, args.max_oos, args.sure)
+    intercept, coefs = fit([s.x for s in data], [s.right for s in data], args.l2)
+    fitted = [_prob(intercept, coefs, s.x) for s in data]
+    answer, sure = choose(data, [probs, fitted], totals, narrative, args.precision, args.max_oos, args.sure)
     print(f"{len(data)} messages from {', '.join(f'{k} ({len(v)})' for k, v in sets.items())}")
     print(f"thresholds on out-of-fold probabilities: answer >= {answer:.3f}, without alternatives >= {sure:.3f}")
     print(f"{'set':12} {'answered':>8} {'precision':>9} {'oos answered':>12}  (out of fold, at the answer threshold)")
@@ -182,7 +190,6 @@ def calibrate(kb: KnowledgeBase, sets: dict[str, list[Labelled]], narrative: Seq
         cov, prec, oos = answered_stats(data, probs, answer, [src], totals)
         oof[src] = {"answered": round(cov, 1), "precision": round(prec, 1), "oos_answered": round(oos, 1)}
         print(f"{src:12} {cov:8.1f} {prec:9.1f} {oos:12.1f}")
-    intercept, coefs = fit([s.x for s in data], [s.right for s in data], args.l2)
     model = ConfidenceModel(intercept, dict(zip(FEATURES, coefs, strict=True)), answer, sure, {
         "fitted": dt.date.today().isoformat(),
         "by": "python bench/matcher.py calibrate " + " ".join(

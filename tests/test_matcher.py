@@ -263,3 +263,19 @@ def test_a_near_tie_with_another_topic_always_offers_it(kb: KnowledgeBase) -> No
     tied = Matcher(kb, MatcherConfig(answer_threshold=0.0, sure_threshold=0.0, tie_share=1.01)).match(question)
     assert (tied.outcome, tied.reason) == ("answer", "fairly sure") and tied.alternatives
     assert tied.entry == plain.entry
+
+
+def test_a_not_legal_word_makes_the_matcher_less_sure(tmp_path: Path) -> None:
+    from tests.test_knowledge_tiny import SYNONYMS
+
+    plain = Matcher(load_knowledge(write_tiny_kb(tmp_path / "plain")))
+    table = SYNONYMS + "not_legal: [医保, 上户口]\n"
+    listed = Matcher(load_knowledge(write_tiny_kb(tmp_path / "listed", synonyms=table)))
+    question = "低保和医保能一起办不"
+    with_word = listed.match(question)
+    without = plain.match(question)
+    assert with_word.entry == without.entry  # ranking is untouched: it is only a feature of the confidence
+    ranked = listed.rank(with_word.normalized)
+    assert listed.confidence_features(question, with_word.normalized, ranked)["not_legal"] == 1.0
+    assert plain.confidence_features(question, without.normalized, plain.rank(without.normalized))["not_legal"] == 0.0
+    assert with_word.confidence < without.confidence

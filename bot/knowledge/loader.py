@@ -177,11 +177,11 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
     if data is None:
         return MatcherTables()
     if not isinstance(data, dict):
-        col.add(rel, _line(node), "expected a mapping with synonyms/fillers/smalltalk/topic_gates/wrong_role")
+        col.add(rel, _line(node), "expected a mapping with synonyms/fillers/smalltalk/topic_gates/wrong_role/not_legal")
         return MatcherTables()
     nodes = _value_nodes(node)
     for key in data:
-        if key not in ("synonyms", "fillers", "smalltalk", "topic_gates", "wrong_role"):
+        if key not in ("synonyms", "fillers", "smalltalk", "topic_gates", "wrong_role", "not_legal"):
             col.add(rel, _line(nodes.get(str(key))), f"unknown section {key!r}")
 
     synonyms: dict[str, str] = {}
@@ -214,6 +214,7 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
         return tuple(w for w in (base.apply_synonyms(fold(i)) for i in items) if w)
 
     fillers = words("fillers", data.get("fillers") or [], _line(nodes.get("fillers")))
+    not_legal = words("not_legal", data.get("not_legal") or [], _line(nodes.get("not_legal")))
 
     def section(name: str, what: str) -> list[tuple[Any, Any, int]]:
         """(key, value, line) of a mapping section, or a problem if it is not a mapping."""
@@ -252,7 +253,7 @@ def _load_tables(col: _Collector, topics: dict[str, Topic]) -> MatcherTables:
                 continue
             patterns.append("*".join(parts))
         roles[str(entry_id)] = tuple(patterns)
-    return MatcherTables(synonyms, fillers, smalltalk, gates, roles)
+    return MatcherTables(synonyms, fillers, smalltalk, gates, roles, not_legal)
 
 
 def _load_urgent(col: _Collector, normalizer: Normalizer) -> UrgentRules:

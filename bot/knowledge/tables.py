@@ -22,6 +22,9 @@ class MatcherTables:
     # entry id → words of the *other* side of a mirror (victim/doer, lender/borrower …); a word may
     # hold ``*`` (up to a few characters of anything), kept between its normalised parts
     wrong_role: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # words of questions a township legal office does not answer (医保, 户口, 天气 …): a feature of the
+    # confidence model, not a block (户口 also comes up in land questions)
+    not_legal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

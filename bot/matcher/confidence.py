@@ -20,6 +20,7 @@ Features of a message (all computed for the best entry after ranking):
 ``unknown``    share of the message's character pairs found in no phrasing at all
 ``log_length`` log of the normalised message's length
 ``clauses``    number of clauses (split at punctuation and spaces) of the raw message
+``not_legal``  1 if a word of synonyms.yaml ``not_legal`` (医保, 户口, 个税, 天气 …) is in the message
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 MODEL_PATH = Path(__file__).with_name("confidence.json")
 FEATURES: tuple[str, ...] = (
     "score", "margin", "topic_margin", "entry", "topic", "fuzz", "gate",
-    "explained", "topic_explained", "unknown", "log_length", "clauses",
+    "explained", "topic_explained", "unknown", "log_length", "clauses", "not_legal",
 )
 _CLAUSE_SPLIT = re.compile(r"[，,。.！!？?；;、：:…~～\s]+")
 

@@ -181,6 +181,7 @@ class Matcher:
         "_entry_topic",
         "_gates",
         "_keywords",
+        "_not_legal",
         "_position",
         "_roles",
         "_smalltalk_kind",
@@ -237,6 +238,8 @@ class Matcher:
             for entry_id, words in kb.tables.wrong_role.items() if words
         }
         self._position: dict[str, int] = {e.id: i for i, e in enumerate(self._entries)}
+        words = sorted(set(kb.tables.not_legal), key=lambda w: (-len(w), w))
+        self._not_legal = re.compile("|".join(map(re.escape, words))) if words else None
         kinds: dict[str, str] = {}
         for kind, phrases in kb.tables.smalltalk.items():
             for phrase in phrases:
@@ -317,6 +320,7 @@ class Matcher:
             "explained": held / distinct, "topic_explained": topic_held / distinct,
             "unknown": 1.0 - known / distinct, "log_length": math.log(max(1, len(normalized))),
             "clauses": float(clause_count(text)),
+            "not_legal": float(self._not_legal is not None and self._not_legal.search(normalized) is not None),
         }
 
     @staticmethod
