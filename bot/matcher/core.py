@@ -156,17 +156,16 @@ class _Field:
         """Normalised scores (BM25 over the query's own BM25 as a document), pinyin blended in."""
         c_self = self.char.self_score(ctoks)
         p_self = self.pin.self_score(ptoks) if ptoks else 0.0
-        out: dict[int, float] = {}
-        if c_self:
-            for doc, s in self.char.scores(ctoks).items():
-                out[doc] = s / c_self
         if not p_self:
-            return out
-        blended: dict[int, float] = {}
-        p_scores = self.pin.scores(ptoks)
-        for doc in out.keys() | p_scores.keys():
-            blended[doc] = (out.get(doc, 0.0) + pinyin_weight * p_scores.get(doc, 0.0) / p_self) / (1.0 + pinyin_weight)
-        return blended
+            return {doc: s / c_self for doc, s in self.char.scores(ctoks).items()} if c_self else {}
+        # (char / c_self + w · pinyin / p_self) / (1 + w), as two multipliers
+        c_mul = 1.0 / (c_self * (1.0 + pinyin_weight)) if c_self else 0.0
+        p_mul = pinyin_weight / (p_self * (1.0 + pinyin_weight))
+        out = {doc: s * c_mul for doc, s in self.char.scores(ctoks).items()} if c_self else {}
+        get = out.get
+        for doc, s in self.pin.scores(ptoks).items():
+            out[doc] = get(doc, 0.0) + s * p_mul
+        return out
 
 
 class Matcher:
@@ -229,7 +228,7 @@ class Matcher:
         self._topic = _Field.build(topic_texts, config)
         self._gates: dict[str, tuple[tuple[str, str], ...]] = {
             # one-character gate words match by character only: by sound they would match anything
-            topic: tuple((w, " ".join(pinyin(w)) if len(w) > 1 else "\0") for w in words)
+            topic: tuple((w, f" {' '.join(pinyin(w))} " if len(w) > 1 else "\0") for w in words)
             for topic, words in kb.tables.topic_gates.items()
         }
         self._roles: dict[str, re.Pattern[str]] = {
@@ -346,6 +345,7 @@ class Matcher:
         top = heapq.nlargest(max(cfg.rescore_top, 3), pre.items(), key=lambda kv: kv[1])
         raw: list[tuple[float, Entry, Features]] = []
         padded_pinyin = f" {q_pinyin} "
+        gates: dict[str, bool] = {}  # a topic's gate, checked once per message
         total = cfg.weight_sum or 1.0
         for e, retrieval in top:
             entry = self._entries[e]
@@ -357,7 +357,9 @@ class Matcher:
                 if word in normalized or f" {word_pinyin} " in padded_pinyin:
                     kw = 1.0
                     break
-            gate = self._gate_ok(entry.topic, normalized, padded_pinyin)
+            gate = gates.get(entry.topic)
+            if gate is None:
+                gate = gates[entry.topic] = self._gate_ok(entry.topic, normalized, padded_pinyin)
             role_words = self._roles.get(entry.id)
             role = role_words is None or role_words.search(normalized) is None
             score = retrieval + cfg.w_fuzz * fz + cfg.w_keyword * kw
@@ -387,7 +389,7 @@ class Matcher:
         words = self._gates.get(topic)
         if not words:
             return True
-        return any(w in normalized or f" {p} " in padded_pinyin for w, p in words)
+        return any(w in normalized or p in padded_pinyin for w, p in words)
 
     def _smalltalk(self, text: str) -> str | None:
         if not text or self._smalltalk_re is None or self._smalltalk_word_re is None:
