@@ -10,6 +10,9 @@ One module per concern; this package's names are what the back-office, the chat 
 
 * ``rules`` — statuses and labels, errors, who may do what: an admin or a mediator drafts, edits, submits
   and previews; only an admin approves, sends back a scheduled campaign or cancels one that is scheduled.
+  A mediator sees and changes only campaigns they drafted or that go only to their villages
+  (:func:`can_see`; the services check it when given the ``Actor``), and never addresses or sees an
+  openid list.
 * ``lifecycle`` — the form and its checks; create, edit, submit, approve, return to draft, cancel.
 * ``preview`` — :func:`request_preview` queues a ``mass_preview`` to the staff member's own openid;
   approval needs a delivered preview of the campaign's current version.
@@ -78,6 +81,7 @@ from bot.services.campaigns.rules import (
     NotPrepared,
     PermissionDenied,
     QuotaExceeded,
+    can_see,
     china_time,
 )
 from bot.services.campaigns.store import get_campaign, list_campaigns, village_names
@@ -103,6 +107,7 @@ __all__ = [
     "approve",
     "calendar_path",
     "campaign_parts",
+    "can_see",
     "cancel",
     "check_quota",
     "china_time",
