@@ -353,7 +353,8 @@ class Pipeline:
                 reply = TextReply(shown)
             if job.outcome == "pending":
                 job.outcome = "passive"
-            writes = [*ctx.writes, *(loaded.writes(now) if msg.event not in SYSTEM_EVENTS else ())]
+            keep_state = msg.event not in SYSTEM_EVENTS and not ctx.forgotten
+            writes = [*ctx.writes, *(loaded.writes(now) if keep_state else ())]
             await _finish(
                 session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred", writes=writes
             )

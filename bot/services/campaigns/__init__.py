@@ -41,6 +41,9 @@ One module per concern; this package's names are what the back-office, the chat 
 * ``followups`` — an optional customer-service notice after the broadcast, only to villagers in the
   48-hour window who have not sent "退订".
 * ``archive`` (往期普法), ``calendar`` (the legal-education dates), ``job`` (the periodic :func:`tick`).
+* ``privacy`` — 删除我的信息: the follower leaves their village tag (an ``untag`` through the outbox), openid
+  lists and a staff binding; :func:`erase_personal_data` / :func:`export_personal_data` are the hooks
+  ``bot.services.tickets.forget_villager`` / ``export_villager`` call.
 
 Staff members' own WeChat (the "预览绑定" code previews go to) lives in :mod:`bot.services.staff`.
 """
@@ -67,6 +70,7 @@ from bot.services.campaigns.lifecycle import (
 )
 from bot.services.campaigns.message import excerpt, message_text, mpnews_ready
 from bot.services.campaigns.preview import previews, request_preview
+from bot.services.campaigns.privacy import erase_personal_data, export_personal_data
 from bot.services.campaigns.quota import check_quota, quota_status
 from bot.services.campaigns.reach import campaign_parts, job_status_label, record_job_finish
 from bot.services.campaigns.rules import (
@@ -112,7 +116,9 @@ __all__ = [
     "check_quota",
     "china_time",
     "create_campaign",
+    "erase_personal_data",
     "excerpt",
+    "export_personal_data",
     "get_campaign",
     "is_web_url",
     "job_status_label",
