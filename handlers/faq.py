@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from bot.matcher import MatchResult
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, always, text_in, text_prefix
+from bot.services.privacy import remove_phones
 from bot.storage.models import KnowledgeGap
 from handlers.common import LAW_PREFIXES, MORE_WORDS, answer_text, numbered_list
 from handlers.handoff import record_handoff
@@ -48,8 +49,9 @@ def _record_gap(ctx: Ctx, result: MatchResult) -> None:
         _INSERT_GAP,
         {
             "openid": ctx.msg.openid,
-            "text": ctx.text[:2000],
-            "normalized": result.normalized[:2000],
+            # kept for knowledge review, which never needs a phone number the villager typed
+            "text": remove_phones(ctx.text)[:2000],
+            "normalized": remove_phones(result.normalized)[:2000],
             "outcome": result.outcome,
             "candidates": [
                 {"entry_id": c.entry.id, "topic": c.entry.topic, "score": round(c.score, 4)}

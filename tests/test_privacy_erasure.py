@@ -14,16 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.keys import SERVICES
-from bot.services.outbox import OutboxPolicy, OutboxWorker
 from bot.services import campaigns as campaigns_svc
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
 from bot.services.campaigns import Actor, CampaignInput
+from bot.services.outbox import OutboxPolicy, OutboxWorker
 from bot.storage.all import load_all
 from bot.storage.booking import Booking
 from bot.storage.campaigns import Campaign
 from bot.storage.staff import StaffUser
-from bot.storage.tickets import CLOSED, RESOLVED, Ticket
+from bot.storage.tickets import RESOLVED, Ticket
 from bot.wechat.api import WeChatClient
 from bot.wechat.ratelimit import RateLimiter
 from bot.wechat.token import DbTokenStore
@@ -61,6 +61,7 @@ async def browsers(booking_client: Any) -> AsyncIterator[Any]:
     yield open_as
     for staffer in opened:
         await staffer.close()
+
 
 OPENID = "oVillagerDoesEverything_0001"  # 28 characters, like a real one
 NEIGHBOUR = "oNeighbourOnTheSameList_0002"

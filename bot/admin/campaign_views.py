@@ -40,9 +40,12 @@ async def actor(request: web.Request, session: AsyncSession) -> Actor:
 
 def campaign_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except (KeyError, ValueError):
         adm.not_found("没有这个活动。")
+    if not 0 < value < 2**31:  # the column's range: a bigger number is no campaign, not a database error
+        adm.not_found("没有这个活动。")
+    return value
 
 
 async def load(session: AsyncSession, request: web.Request) -> Campaign:

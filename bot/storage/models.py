@@ -186,3 +186,14 @@ class KnowledgeGap(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     candidates: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class JobMark(Base):
+    """How far a periodic job got through a growing table (the last id it handled), shared by every worker:
+    e.g. the 180-day removal of phone numbers from old pushes and outbox payloads (bot.services.retention)."""
+
+    __tablename__ = "job_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -21,31 +21,56 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.erasure import REDACTED, erase_shared, export_shared, row_dict, scrub_audit
+from bot.services.privacy import remove_phones
+from bot.services.retention import PHONE_RETENTION  # also for a ticket: the number goes 180 days after it ends
 from bot.services.tickets.thread import add_event, audit_row
 from bot.storage.models import utcnow
 from bot.storage.staff import StaffUser
 from bot.storage.tickets import CLOSED, OPEN_STATUSES, Ticket, TicketMessage
 
-#: a phone number given with consent is deleted this long after the ticket is resolved or closed
-PHONE_RETENTION = dt.timedelta(days=180)
 #: feature modules holding a villager's personal data (each may expose erase_personal_data/export_personal_data)
 PRIVACY_MODULES: tuple[str, ...] = ("bot.services.booking", "bot.services.campaigns", "bot.services.disputes")
 
 
-async def purge_phones(session: AsyncSession, now: dt.datetime) -> int:
-    """Phone numbers are kept until 180 days after the ticket is resolved/closed (as villagers are told)."""
+async def purge_phones(session: AsyncSession, now: dt.datetime, *, batch: int = 200) -> int:
+    """Phone numbers are kept until 180 days after the ticket is resolved/closed (as villagers are told): the
+    consented one, and those typed into the story, 补充 or any entry of the thread (a batch of tickets per
+    run, marked ``phones_erased_at``). The raw pushes go the same way (:mod:`bot.services.retention`)."""
     cutoff = now - PHONE_RETENTION
+    ended = and_(
+        Ticket.status.notin_(OPEN_STATUSES),
+        or_(Ticket.closed_at <= cutoff, and_(Ticket.closed_at.is_(None), Ticket.resolved_at <= cutoff)),
+    )
     result = await session.execute(
         update(Ticket)
-        .where(
-            Ticket.contact_phone.is_not(None),
-            Ticket.status.notin_(OPEN_STATUSES),
-            or_(Ticket.closed_at <= cutoff, and_(Ticket.closed_at.is_(None), Ticket.resolved_at <= cutoff)),
-        )
+        .where(Ticket.contact_phone.is_not(None), ended)
         .values(contact_phone=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    tickets = list(
+        (
+            await session.execute(select(Ticket).where(Ticket.phones_erased_at.is_(None), ended).limit(batch))
+        ).scalars()
+    )
+    for ticket in tickets:
+        ticket.summary = remove_phones(ticket.summary)
+        ticket.status_reason = remove_phones(ticket.status_reason) if ticket.status_reason else ticket.status_reason
+        if ticket.escalation_reason:
+            ticket.escalation_reason = remove_phones(ticket.escalation_reason)
+        ticket.phones_erased_at = now
+    if tickets:
+        messages = await session.execute(
+            select(TicketMessage.id, TicketMessage.body).where(TicketMessage.ticket_id.in_([t.id for t in tickets]))
+        )
+        for message_id, body in messages.all():
+            if body and remove_phones(body) != body:
+                await session.execute(
+                    update(TicketMessage)
+                    .where(TicketMessage.id == message_id)
+                    .values(body=remove_phones(body))
+                    .execution_options(synchronize_session=False)
+                )
+    return int(result.rowcount) + len(tickets)  # type: ignore[attr-defined]
 
 
 async def forget_villager(
