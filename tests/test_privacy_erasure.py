@@ -18,15 +18,12 @@ from bot.services import campaigns as campaigns_svc
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
 from bot.services.campaigns import Actor, CampaignInput
-from bot.services.outbox import OutboxPolicy, OutboxWorker
+from bot.services.outbox import OutboxPolicy
 from bot.storage.all import load_all
 from bot.storage.booking import Booking
 from bot.storage.campaigns import Campaign
 from bot.storage.staff import StaffUser
 from bot.storage.tickets import RESOLVED, Ticket
-from bot.wechat.api import WeChatClient
-from bot.wechat.ratelimit import RateLimiter
-from bot.wechat.token import DbTokenStore
 from tests import test_tickets_support as support
 from tests.phone import Phone, dialog
 from tests.test_booking_helpers import (
@@ -87,23 +84,13 @@ MARKERS = (
     "everything.png",
 )
 UNTAG = "/cgi-bin/tags/members/batchuntagging"
+WIDE_WINDOW = dt.timedelta(days=3650)
 
 
 async def deliver(client: Any, settings: Any) -> None:
     """The outbox worker until the queue is empty. The chat's clock is frozen in February 2026 (the booking
     calendar), so the 48-hour window is opened wide: every message goes out at once."""
-    factory = sessions(client)
-    api = WeChatClient.from_settings(
-        settings, token_store=DbTokenStore(factory), rate_limiter=RateLimiter.disabled(), timeout=2.0
-    )
-    policy = OutboxPolicy(backoff_base=0.01, idle_sleep=0.01, window=dt.timedelta(days=3650))
-    worker = OutboxWorker(settings, factory, api, policy=policy)
-    try:
-        for _ in range(10):
-            if await worker.run_once() == 0:
-                break
-    finally:
-        await api.close()
+    await support.deliver(client, settings, OutboxPolicy(backoff_base=0.01, idle_sleep=0.01, window=WIDE_WINDOW))
 
 
 # ---------------------------------------------------------------- the whole database, cell by cell
