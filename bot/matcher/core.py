@@ -270,7 +270,7 @@ class Matcher:
             return MatchResult("smalltalk", None, 1.0, (), urgent, smalltalk, normalized, urgent_kind, "small talk")
         if not normalized:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "empty")
-        ranked = self.rank(normalized, limit=8, role_text=self.role_text(text, normalized))
+        ranked = self.rank(normalized, limit=8, text=text)
         if not ranked:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "no candidate")
         candidates = diversified(tuple(Candidate(e, s) for e, s, _ in ranked))
@@ -335,11 +335,12 @@ class Matcher:
             return normalized
         return "\n".join(filter(None, map(self.kb.normalizer.normalize, parts)))
 
-    def rank(self, normalized: str, *, limit: int = 5, role_text: str | None = None,
+    def rank(self, normalized: str, *, limit: int = 5, text: str | None = None,
              ) -> list[tuple[Entry, float, Features]]:
         """Best entries for an already normalised query, best first (at least 3 when any).
-        ``role_text``: where to look for wrong-role words (:meth:`role_text`; default ``normalized``)."""
-        roles_in = normalized if role_text is None else role_text
+        ``text``: the raw message, so wrong-role words are looked for clause by clause (:meth:`role_text`,
+        worked out only when a candidate has such words); without it, in ``normalized``."""
+        roles_in = normalized if text is None else None
         cfg = self.config
         syllables = pinyin(normalized)
         q_pinyin = " ".join(syllables)
@@ -372,7 +373,11 @@ class Matcher:
             if gate is None:
                 gate = gates[entry.topic] = self._gate_ok(entry.topic, normalized, padded_pinyin)
             role_words = self._roles.get(entry.id)
-            role = role_words is None or role_words.search(roles_in) is None
+            role = True
+            if role_words is not None:
+                if roles_in is None:
+                    roles_in = self.role_text(text or normalized, normalized)
+                role = role_words.search(roles_in) is None
             score = retrieval + cfg.w_fuzz * fz + cfg.w_keyword * kw
             if not gate:
                 score -= cfg.gate_penalty
