@@ -363,6 +363,11 @@ class Pipeline:
             raise
         return reply
 
+    async def give_up(self, msg: Incoming, inbound_id: int) -> Reply | None:
+        """Stop trying to handle a stored push (its re-runs keep dying): record it as failed and
+        send the villager the apology text through the outbox."""
+        return await self._failed(msg, inbound_id, Job(outcome="deferred"))
+
     async def _failed(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         reply: Reply | None = None
         if msg.event not in SYSTEM_EVENTS and (not msg.is_event or msg.event in INTERACTIVE_EVENTS):

@@ -112,11 +112,15 @@ class InboundMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # every field of the push
     wechat_created_at: Mapped[dt.datetime]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # recovery looks by time
-    # received -> replied (passive reply stored) | deferred (reply went to the outbox) | failed
+    # received -> replied (passive reply stored) | deferred (reply went to the outbox) | failed;
+    # recovering = the recovery job is re-running it
     status: Mapped[str] = mapped_column(String(16), default="received")
     handler: Mapped[str | None] = mapped_column(String(64), default=None)
     reply: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # the reply, to answer retries
     replied_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the recovery job (a crash left the push unanswered): when a worker last claimed it, how often
+    recovery_claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    recovery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_inbound_messages_openid_received", "openid", "received_at"),)
 
