@@ -153,6 +153,7 @@ class OutboxMessage(Base):
     # pending -> sending -> sent | failed ; held = waiting for the villager's next message (48-hour window)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # pending: when to try; sending: when the worker's claim (lease) runs out and another may take it
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
