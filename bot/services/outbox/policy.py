@@ -85,7 +85,7 @@ class OutboxPolicy:
     #: a row WeChat accepted is committed as sent this many seconds later, with those accepted meanwhile
     #: (one commit per message would cost more than sending it)
     record_linger: float = 0.002
-    #: a quota wait ends at the reset plus 1 minute plus up to this many seconds (spreads the restart)
+    #: a daily-quota wait ends a minute after midnight plus up to this many seconds (spreads the restart)
     quota_spread: float = 300.0
     idle_sleep: float = 0.5
     window: dt.timedelta = dt.timedelta(hours=48)
@@ -106,14 +106,11 @@ class OutboxPolicy:
 
     def quota_wait(self, errcode: int, now: dt.datetime) -> dt.datetime | None:
         """When a row refused for quota may try again (None: ``errcode`` is not a quota error)."""
-        if errcode in DAILY_QUOTA_CODES:
-            reset = next_china_midnight(now)
-        elif errcode in MINUTE_QUOTA_CODES:
-            reset = now + dt.timedelta(minutes=1)
-        else:
-            return None
-        spread = self.quota_spread if errcode in DAILY_QUOTA_CODES else min(self.quota_spread, 15.0)
-        return reset + dt.timedelta(seconds=60 + random.uniform(0, spread))
+        if errcode in DAILY_QUOTA_CODES:  # a minute past midnight, spread over quota_spread
+            return next_china_midnight(now) + dt.timedelta(seconds=60 + random.uniform(0, self.quota_spread))
+        if errcode in MINUTE_QUOTA_CODES:
+            return now + dt.timedelta(seconds=60 + random.uniform(0, min(self.quota_spread, 15.0)))
+        return None
 
     def patient(self, source: str | None) -> bool:
         return bool(source) and str(source).startswith(self.patient_sources)

@@ -201,7 +201,7 @@ class OutboxWorker:
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_reclaim >= self.policy.reclaim_every:
             self._last_reclaim = loop.time()
-            await self.reclaim_stale()
+            await self.take_over_expired()
         claimed_at = loop.time()
         batch = await claims.claim(
             self.session_factory,
@@ -246,7 +246,7 @@ class OutboxWorker:
                 log.warning("outbox: %d claimed rows were taken over by another worker; not sending them", len(gone))
                 lease.lost |= gone
 
-    async def reclaim_stale(self) -> int:
+    async def take_over_expired(self) -> int:
         """Put rows whose claim ran out (their worker died) back in the queue."""
         count = await claims.take_over(self.session_factory, self.policy)
         if count:
