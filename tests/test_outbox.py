@@ -659,6 +659,30 @@ async def test_a_worker_that_cannot_renew_its_claim_stops_sending_before_it_runs
     assert worker.stats.released == 2
 
 
+async def test_a_call_waiting_for_the_rate_limit_is_not_cut_off_while_its_claim_is_renewed(
+    settings: Settings, session_factory: Any, fake_server: FakeWeChatServer
+) -> None:
+    """Five villagers, one message a second: the last call waits 4 s for its turn, longer than the
+    claim was sure to last when it started; the renewals move its cut-off on."""
+    from bot.wechat.ratelimit import parse_rates
+
+    for i in range(5):
+        await add_villager(session_factory, f"o{i}")
+        await put(session_factory, f"m{i}", openid=f"o{i}")
+    limiter = RateLimiter(parse_rates("cs=1/1s burst 1"))
+    client = WeChatClient.from_settings(
+        settings, token_store=DbTokenStore(session_factory), rate_limiter=limiter, timeout=2.0
+    )
+    worker = OutboxWorker(settings, session_factory, client, policy=LEASE)
+    try:
+        assert await worker.run_once() == 5
+    finally:
+        await client.close()
+    state = await rows(session_factory)
+    assert [(state[f"m{i}"].status, state[f"m{i}"].attempts) for i in range(5)] == [("sent", 1)] * 5
+    assert fake_server.fake.counts[CS] == 5
+
+
 async def test_expired_claims_are_taken_over_and_a_poison_row_ends(
     settings: Settings, session_factory: Any, fake_server: FakeWeChatServer
 ) -> None:

@@ -54,11 +54,18 @@ class Claimed:
 @dataclass
 class Lease:
     """A batch's claim as its worker sees it: the rows not yet sent, and (loop time) until when
-    the claim surely holds. ``lost``: rows a renewal no longer found ours (never sent by us)."""
+    the claim surely holds. ``lost``: rows a renewal no longer found ours (never sent by us).
+    ``calls``: the cut-offs of the calls in flight, moved on at each renewal."""
 
     held: set[int]
     valid_until: float
     lost: set[int] = field(default_factory=set)
+    calls: dict[int, asyncio.Timeout] = field(default_factory=dict)
+
+    def renewed(self, valid_until: float, margin: float) -> None:
+        self.valid_until = valid_until
+        for cut_off in self.calls.values():
+            cut_off.reschedule(valid_until - margin)
 
 
 async def claim(

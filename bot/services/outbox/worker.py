@@ -240,7 +240,7 @@ class OutboxWorker:
                     "outbox: renewing %d claims failed; sending pauses if the claim runs low", len(ids), exc_info=True
                 )
                 continue
-            lease.valid_until = started + self.policy.lease
+            lease.renewed(started + self.policy.lease, self.policy.clock_margin)
             gone = (ids & lease.held) - ours
             if gone:
                 log.warning("outbox: %d claimed rows were taken over by another worker; not sending them", len(gone))
@@ -301,7 +301,7 @@ class OutboxWorker:
             del self._quota_closed[api]
         started_at = utcnow()
         try:
-            async with asyncio.timeout_at(cut_off):
+            async with asyncio.timeout_at(cut_off) as lease.calls[row.id]:
                 result = await self._call(row)
         except PermanentError as exc:
             if exc.errcode in WAIT_FOR_VILLAGER_CODES and row.kind in CS_KINDS:
@@ -327,6 +327,8 @@ class OutboxWorker:
         except Exception as exc:
             log.exception("outbox: unexpected error sending %s", row.id)
             return self._retry_or_fail(row, f"内部错误 / internal error: {type(exc).__name__}: {exc}")
+        finally:
+            lease.calls.pop(row.id, None)
         return _Outcome("sent", result=result)
 
     def _no_sooner(self, started_at: dt.datetime) -> dt.datetime:
