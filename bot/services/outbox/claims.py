@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, case, func, not_, or_, select, update
+from sqlalchemy import BigInteger, Text, and_, any_, bindparam, case, func, not_, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from bot.services.outbox.policy import OutboxPolicy
@@ -65,7 +66,8 @@ class Lease:
     def renewed(self, valid_until: float, margin: float) -> None:
         self.valid_until = valid_until
         for cut_off in self.calls.values():
-            cut_off.reschedule(valid_until - margin)
+            if not cut_off.expired():  # one that fired is on its way out
+                cut_off.reschedule(valid_until - margin)
 
 
 async def claim(
@@ -270,6 +272,13 @@ MARK_SENT = (
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
     .values(status="sent", sent_at=bindparam("now"), claimed_by=None)
 )
+#: the same on PostgreSQL with one array parameter: one statement text whatever the number of rows
+#: (an IN list of each length would be another prepared statement in every connection's cache)
+MARK_SENT_PG = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger()))))
+    .values(status="sent", sent_at=bindparam("now"), claimed_by=None)
+)
 MARK_SENT_WITH_ANSWER = (
     update(OutboxMessage)
     .where(OutboxMessage.id == bindparam("row_id"))
@@ -286,7 +295,7 @@ MARK_SENT_WITH_ANSWER = (
 def _mark_sent(session: Session, plain: list[int], individual: list[dict[str, Any]], now: dt.datetime) -> None:
     conn = session.connection()
     if plain:
-        conn.execute(MARK_SENT, {"ids": plain, "now": now})
+        conn.execute(MARK_SENT_PG if conn.dialect.name == "postgresql" else MARK_SENT, {"ids": plain, "now": now})
     if individual:
         conn.execute(MARK_SENT_WITH_ANSWER, [{**params, "now": now} for params in individual])
     session.commit()
