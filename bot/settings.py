@@ -111,6 +111,20 @@ class Settings:
             "doc": "day of the month each village's 月排查 report is due (1-28); reminders two days before and on it"
         },
     )
+    urgent_response_minutes: int = field(
+        default=30,
+        metadata={
+            "doc": "minutes (clock time, day and night) for an urgent ticket's first response; nobody opening it in "
+            "this time alerts every township admin"
+        },
+    )
+    wechat_staff_template_id: str = field(
+        default="",
+        metadata={
+            "doc": "template id of staff alerts (new and urgent tickets) for staff whose WeChat has not written to "
+            "the account in 48 hours (customer-service messages cannot reach them then)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "logging level"})
     trust_proxy: bool = field(
         default=False, metadata={"doc": "honour X-Forwarded-Proto/For from nginx (Secure cookies behind TLS)"}
@@ -194,6 +208,8 @@ class Settings:
             raise SettingsError("LAWBOT_FIRST_RESPONSE_HOURS must be a positive number of working hours")
         if not 1 <= self.dispute_report_day <= 28:
             raise SettingsError("LAWBOT_DISPUTE_REPORT_DAY must be a day of the month from 1 to 28")
+        if self.urgent_response_minutes <= 0:
+            raise SettingsError("LAWBOT_URGENT_RESPONSE_MINUTES must be a positive number of minutes")
         if self.db_pool_size < 1:
             raise SettingsError("LAWBOT_DB_POOL_SIZE must be at least 1")
         if self.reply_deadline <= 0 or self.reply_deadline >= 5:

@@ -1,5 +1,6 @@
 """Who sees what: an admin every ticket, a mediator their villages' (and their own), a volunteer their
-own, a 三长联动 member (leader) the open tickets escalated to the 三长; the staff serving a village.
+own — "their own" being the tickets assigned to them or, for urgent ones, those they are on duty for —, a
+三长联动 member (leader) the open tickets escalated to the 三长; the staff serving a village.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ def visible_to(role: str, staff_id: int, village_ids: Sequence[int]) -> ColumnEl
     """Tickets a staff member may read and change: admin all; mediator their villages (and theirs); volunteer theirs."""
     if role == "admin":
         return true()
+    own = or_(Ticket.assignee_id == staff_id, Ticket.duty_staff_id == staff_id)
     if role == "mediator":
         if village_ids:
-            return or_(Ticket.village_id.in_(list(village_ids)), Ticket.assignee_id == staff_id)
-        return Ticket.assignee_id == staff_id
+            return or_(Ticket.village_id.in_(list(village_ids)), own)
+        return own
     if role == "volunteer":
-        return Ticket.assignee_id == staff_id
+        return own
     if role == "leader":  # 三长联动: open tickets escalated to the mediation centre, police or judicial office
         return and_(Ticket.escalated_to.in_(LEADER_TARGETS), Ticket.status.in_(OPEN_STATUSES))
     return false()
@@ -32,7 +34,7 @@ def visible_to(role: str, staff_id: int, village_ids: Sequence[int]) -> ColumnEl
 def can_see(ticket: Ticket, role: str, staff_id: int, village_ids: Sequence[int]) -> bool:
     if role == "admin":
         return True
-    if ticket.assignee_id == staff_id:
+    if staff_id in (ticket.assignee_id, ticket.duty_staff_id):
         return True
     if role == "leader":
         return ticket.escalated_to in LEADER_TARGETS and ticket.is_open

@@ -1,0 +1,216 @@
+"""Urgent alerts: a villager in danger reaches a person at once.
+
+An urgent message (knowledge/urgent.yaml) makes its ticket urgent: first response due within
+``LAWBOT_URGENT_RESPONSE_MINUTES`` (clock time, day and night), the township duty person (值班, see
+bot.services.staff.duty) responsible beside the village mediator, and an *alert* raised (``alert_at``):
+
+* WeChat notices through the outbox to the mediator and the duty person (nobody on duty → every active
+  admin) who bound their WeChat (:func:`bot.services.tickets.notices.notify_staff`);
+* a red banner and an alarm sound on every open back-office page of staff who can see the ticket
+  (:func:`pending_alerts`, polled by bot/admin/alert_views.py);
+* until a staff member with access opens the ticket (:func:`mark_opened` records ``first_opened_at`` and
+  ends the alert); nobody within the deadline → :func:`escalate_unseen` notifies every township admin.
+
+:class:`AlertOutcome` says whether anyone can be reached right now (a notice to a WeChat that can receive it,
+or a back-office page open), so the bot tells the villager "已通知工作人员" only when it is true.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import staff as staff_svc
+from bot.services.tickets.access import visible_to
+from bot.services.tickets.escalation import mark_urgent
+from bot.services.tickets.notices import notify_staff
+from bot.services.tickets.thread import add_event, audit_row
+from bot.storage.staff import StaffUser, staff_villages
+from bot.storage.tickets import OPEN_STATUSES, PRIORITY_HIGH, Ticket
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+DEFAULT_URGENT_MINUTES = 30
+#: how staff pages name an urgent ticket's kind (urgent.yaml categories)
+URGENT_KIND_NAMES: dict[str, str] = {
+    "suicide": "自杀风险（心理危机）",
+    "threat_to_life": "生命威胁",
+    "violence_now": "正在发生的暴力",
+    "minors": "未成年人受侵害",
+}
+URGENT_REASON = "紧急情况：村民消息涉及人身安全"
+
+
+def urgent_minutes(settings: Settings) -> int:
+    return settings.urgent_response_minutes if settings.urgent_response_minutes > 0 else DEFAULT_URGENT_MINUTES
+
+
+def urgent_due(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """An urgent ticket's first response is due this soon, whatever the day or hour."""
+    return now + dt.timedelta(minutes=urgent_minutes(settings))
+
+
+def kind_name(kind: str | None) -> str:
+    return URGENT_KIND_NAMES.get(kind or "", "涉及人身安全")
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """Who an urgent alert can reach now: WeChat notices that can be delivered, staff with a page open."""
+
+    ticket: Ticket
+    wechat: int
+    present: int
+
+    @property
+    def reached(self) -> bool:
+        return self.wechat > 0 or self.present > 0
+
+
+async def viewer_ids(session: AsyncSession, ticket: Ticket) -> set[int]:
+    """Active staff who can see the ticket (and so get its banner): admins, the village's mediators, the
+    assignee, the duty person."""
+    conditions = [StaffUser.role == "admin"]
+    people = [i for i in (ticket.assignee_id, ticket.duty_staff_id) if i is not None]
+    if people:
+        conditions.append(StaffUser.id.in_(people))
+    if ticket.village_id is not None:
+        conditions.append(
+            (StaffUser.role == "mediator")
+            & StaffUser.id.in_(
+                select(staff_villages.c.staff_id).where(staff_villages.c.village_id == ticket.village_id)
+            )
+        )
+    rows = await session.execute(select(StaffUser.id).where(StaffUser.active.is_(True), or_(*conditions)))
+    return {int(i) for i in rows.scalars()}
+
+
+async def raise_alert(session: AsyncSession, ticket: Ticket, settings: Settings, now: dt.datetime) -> AlertOutcome:
+    """Raise (or keep) the ticket's urgent alert and tell the mediator and the duty person at once."""
+    if not ticket.alert_pending:
+        ticket.alert_at = now
+        ticket.alert_seen_at = ticket.alert_seen_by = ticket.alert_escalated_at = None
+    duty, people = await staff_svc.duty_or_admins(session, now)
+    if duty is not None and ticket.duty_staff_id is None:
+        ticket.duty_staff_id = duty.staff.id
+        add_event(session, ticket, "duty", f"值班：{duty.staff.label}（{duty.reason}）", now, to=duty.staff.id)
+    recipients = [i for i in (ticket.assignee_id, ticket.duty_staff_id) if i is not None]
+    recipients += [p.id for p in people]
+    recipients = list(dict.fromkeys(recipients))
+    wechat = await notify_staff(
+        session,
+        ticket,
+        recipients,
+        "urgent",
+        settings.base_url,
+        now,
+        template_id=settings.wechat_staff_template_id,
+    )
+    present = await staff_svc.present(session, await viewer_ids(session, ticket), now)
+    names = {
+        s.id: s.label for s in (await session.execute(select(StaffUser).where(StaffUser.id.in_(recipients)))).scalars()
+    }
+    who = "、".join(names[i] for i in recipients if i in names) or "（没有可通知的人）"
+    body = f"紧急提醒已发出：通知 {who}" + ("" if duty is not None else "（今天没有安排值班，通知全部乡管理员）")
+    if wechat == 0:
+        body += "；没有人能马上收到微信通知（没绑定微信，或48小时内没给公众号发过消息）"
+    if present:
+        body += f"；{len(present)} 人正开着后台页面"
+    add_event(session, ticket, "alert", body, now, wechat=wechat, present=len(present))
+    return AlertOutcome(ticket, wechat, len(present))
+
+
+async def make_urgent(
+    session: AsyncSession, ticket: Ticket, settings: Settings, now: dt.datetime, kind: str | None
+) -> AlertOutcome:
+    """An urgent message joined an existing ticket: urgent now, its deadline tightened, the alert raised."""
+    mark_urgent(session, ticket, now, URGENT_REASON)
+    ticket.urgent_kind = ticket.urgent_kind or kind
+    ticket.priority = PRIORITY_HIGH
+    if ticket.first_response_at is None:
+        ticket.first_response_due_at = min(ticket.first_response_due_at, urgent_due(settings, now))
+    return await raise_alert(session, ticket, settings, now)
+
+
+def pending_filter(role: str, staff_id: int, village_ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    return [
+        visible_to(role, staff_id, village_ids),
+        Ticket.alert_at.is_not(None),
+        Ticket.alert_seen_at.is_(None),
+        Ticket.status.in_(OPEN_STATUSES),
+    ]
+
+
+async def pending_alerts(
+    session: AsyncSession, role: str, staff_id: int, village_ids: Sequence[int], *, limit: int = 10
+) -> list[Ticket]:
+    """Urgent tickets this staff member can see that nobody has opened since the alert, oldest first."""
+    stmt = select(Ticket).where(*pending_filter(role, staff_id, village_ids)).order_by(Ticket.alert_at).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+def mark_opened(session: AsyncSession, ticket: Ticket, staff_id: int, label: str, now: dt.datetime) -> bool:
+    """A staff member with access opened the ticket: the first opening is recorded and a pending alert ends.
+    Returns True when this ended an alert."""
+    if ticket.first_opened_at is None:
+        ticket.first_opened_at, ticket.first_opened_by = now, staff_id
+    if not ticket.alert_pending:
+        return False
+    ticket.alert_seen_at, ticket.alert_seen_by = now, staff_id
+    assert ticket.alert_at is not None
+    minutes = max(0, int((now - ticket.alert_at).total_seconds() // 60))
+    add_event(session, ticket, "alert_seen", f"{label}打开了紧急工单（提醒发出后 {minutes} 分钟），提醒已解除", now)
+    return True
+
+
+async def escalate_unseen(session: AsyncSession, settings: Settings, now: dt.datetime) -> list[int]:
+    """Urgent alerts nobody opened within the deadline: once each, every active township admin is told."""
+    minutes = urgent_minutes(settings)
+    ids = list(
+        (
+            await session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.alert_at <= now - dt.timedelta(minutes=minutes),
+                    Ticket.alert_seen_at.is_(None),
+                    Ticket.alert_escalated_at.is_(None),
+                    Ticket.status.in_(OPEN_STATUSES),
+                )
+                .values(alert_escalated_at=now, updated_at=now)
+                .returning(Ticket.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
+    )
+    if not ids:
+        return []
+    admins = [a.id for a in await staff_svc.active_admins(session)]
+    for ticket in (await session.execute(select(Ticket).where(Ticket.id.in_(ids)))).scalars():
+        ticket.escalated_at = ticket.escalated_at or now
+        ticket.escalated_to = ticket.escalated_to or "township"
+        wechat = await notify_staff(
+            session,
+            ticket,
+            admins,
+            "urgent_unseen",
+            settings.base_url,
+            now,
+            template_id=settings.wechat_staff_template_id,
+            minutes=minutes,
+        )
+        add_event(
+            session,
+            ticket,
+            "alert_escalated",
+            f"紧急提醒 {minutes} 分钟内没有人打开，已通知全部乡管理员（微信通知 {wechat} 人）",
+            now,
+            wechat=wechat,
+        )
+        session.add(audit_row("ticket.urgent_unseen_escalate", now, object_type="ticket", object_id=ticket.id))
+    return ids
