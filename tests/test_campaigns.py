@@ -812,3 +812,45 @@ def test_news_message_text() -> None:
 def test_tag_name_fits_thirty_bytes() -> None:
     name = svc.tag_name(Village(id=11, name="非常非常非常非常长的村名字"))
     assert len(name.encode()) <= 30 and name.startswith("村11-")
+
+
+# ---------------------------------------------------------------- staff with a bound WeChat are not villagers
+async def _bind_staff(session_factory: Any, openid: str) -> None:
+    from bot.storage.campaigns import StaffWeChat
+    from bot.storage.staff import StaffUser
+
+    async with session_factory() as s, s.begin():
+        staff = StaffUser(username=openid, display_name="调解员", password_hash="x", role="mediator")
+        s.add(staff)
+        await s.flush()
+        s.add(StaffWeChat(staff_id=staff.id, openid=openid, bound_at=utcnow()))
+
+
+async def test_staff_with_a_bound_wechat_get_no_follow_up_and_leave_their_village_tag(
+    settings: Settings,
+    session_factory: Any,
+    worker: OutboxWorker,
+    api: WeChatClient,
+    fake: FakeWeChat,
+    villages: dict[int, str],
+) -> None:
+    recent = utcnow() - dt.timedelta(hours=1)
+    people = await add_villagers(session_factory, 1, 2, prefix="o_folk", last_inbound_at=recent)
+    [mediator] = await add_villagers(session_factory, 1, 1, prefix="o_staff", last_inbound_at=recent)
+    await svc.sync_village_tags(session_factory, api, now=NOW)
+    tag1 = next(iter(fake.user_tags[people[0]]))
+    assert fake.user_tags[mediator] == {tag1}  # tagged while still a villager
+    await _bind_staff(session_factory, mediator)
+    result = await svc.sync_village_tags(session_factory, api, now=NOW)
+    assert result.untagged == 1 and not fake.user_tags[mediator]  # out of the village broadcasts
+    now = utcnow()
+    await ready(
+        session_factory,
+        settings,
+        worker,
+        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
+        now=now,
+    )
+    await send(settings, session_factory, api, worker, now)
+    await drain(worker)
+    assert sorted(b["touser"] for b in bodies(fake, CS)) == sorted(people)

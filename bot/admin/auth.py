@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, password change; argon2 hashes computed off the event loop; sign-in rate limits.
+"""Sign-in, sign-out; argon2 hashes computed off the event loop; sign-in rate limits.
 
 Failed sign-ins are audit rows (``auth.sign_in_failed``); the limits count them, so they hold across
 every ``lawbot serve`` process: :data:`MAX_FAILURES_PER_USER` per IP + username and
@@ -167,33 +167,6 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(adm.url(request, "admin-login"))
 
 
-async def password_page(request: web.Request) -> web.StreamResponse:
-    return await adm.render(request, "admin/password.html", {"error": ""}, title="修改密码")
-
-
-async def change_password(request: web.Request) -> web.StreamResponse:
-    me = adm.user(request)
-    data = await adm.form(request)
-    current = str(data.get("current", ""))
-    new, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
-    problem = password_problem(new, confirm)
-    async with adm.db(request)() as session, session.begin():
-        staff = await session.get(StaffUser, me.id)
-        assert staff is not None
-        if not await verify_password(staff.password_hash, current):
-            problem = "当前密码不对。"
-        if problem is None:
-            staff.password_hash = await hash_password(new)
-            staff.session_epoch += 1  # other devices are signed out
-            adm.sign_in_session(request, staff)
-            await adm.audit(session, request, "staff.password_change", object_type="staff", object_id=staff.id)
-    # (render only outside the transaction: SQLite has one pooled connection)
-    if problem:
-        return await adm.render(request, "admin/password.html", {"error": problem}, title="修改密码", status=400)
-    adm.flash(request, "密码已修改，其他设备上的登录已退出。")
-    adm.redirect(request, "admin-home")
-
-
 async def home(request: web.Request) -> web.StreamResponse:
     if adm.user(request).role == "leader" and "admin-disputes-queue" in request.app.router:
         adm.redirect(request, "admin-disputes-queue")  # 三长联动 members start at their queue
@@ -205,5 +178,3 @@ def setup(app: web.Application) -> None:
     adm.add_view(app, "POST", "/admin/sign-in", sign_in, name="admin-login-post", public=True)
     adm.add_view(app, "POST", "/admin/sign-out", sign_out, name="admin-logout", roles=adm.ALL)
     adm.add_view(app, "GET", "/admin", home, name="admin-home", roles=adm.ALL)
-    adm.add_view(app, "GET", "/admin/password", password_page, name="admin-password", roles=adm.ALL)
-    adm.add_view(app, "POST", "/admin/password", change_password, name="admin-password-post", roles=adm.ALL)

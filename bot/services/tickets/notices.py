@@ -85,7 +85,7 @@ async def notify_staff(
     )
     content = f"{text}：{url}"
     # an urgent ticket may raise a new alert later (a new urgent message after staff opened it)
-    alert = f":{int(ticket.alert_at.timestamp())}" if kind.startswith("urgent") and ticket.alert_at else ""
+    alert = f":{ticket.alert_at:%Y%m%d%H%M%S%f}" if kind.startswith("urgent") and ticket.alert_at else ""
     reached = 0
     for staff_id, (openid, channel) in reach.items():
         key = f"ticket-staff:{ticket.id}:{kind}:{staff_id}" + (alert if kind in _ONCE else f":{int(now.timestamp())}")
