@@ -126,7 +126,13 @@ async def test_a_ticket_becomes_a_case_and_the_villagers_erasure_reaches_it(
     await villager.subscribe("village_1")
     await dialog(
         villager,
-        [("转人工", "发生"), ("邻居把界石挪了半米，说不通", "手机号"), ("13800138000", "请核对"), ("1", "已提交")],
+        [
+            ("转人工", "发生"),
+            ("邻居把界石挪了半米，说不通", "好了"),
+            ("好了", "手机号"),
+            ("13800138000", "请核对"),
+            ("1", "已提交"),
+        ],
     )
     [ticket] = await all_tickets(client)
     m1 = await browsers("m1")
