@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admin import framework as adm
-from bot.knowledge import Entry, KnowledgeBase
+from bot.knowledge import Entry
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
 from bot.services.privacy import mask_phone
@@ -27,7 +27,7 @@ KIND_NAMES = {"villager": "村民", "reply": "公开回复", "note": "内部备�
 
 # ---------------------------------------------------------------- access
 def scope(staff: adm.Staff) -> ColumnElement[bool]:
-    return svc.visible_to(staff.role, staff.id, staff.village_ids)
+    return svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position)
 
 
 async def ticket_for(request: web.Request, session: AsyncSession) -> Ticket:
@@ -40,18 +40,9 @@ async def ticket_for(request: web.Request, session: AsyncSession) -> Ticket:
     if ticket is None:
         adm.not_found("没有这个工单。")
     staff = adm.user(request)
-    if not svc.can_see(ticket, staff.role, staff.id, staff.village_ids):
+    if not svc.can_see(ticket, staff.role, staff.id, staff.village_ids, position=staff.position):
         adm.forbid("这个工单不归您管，不能查看或修改。")
     return ticket
-
-
-def category(kb: KnowledgeBase, ticket: Ticket) -> str:
-    """What the ticket is about, for staff: words about ending one's life are a crisis, not an FAQ topic."""
-    if ticket.urgent_kind == "suicide":
-        return svc.kind_name("suicide")
-    if ticket.topic:
-        return kb.topic_name(ticket.topic)
-    return svc.kind_name(ticket.urgent_kind) if ticket.urgent else "未判断"
 
 
 async def _staff_by_id(session: AsyncSession) -> dict[int, StaffUser]:
@@ -216,7 +207,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
         {
             "ticket": t,
             "village": villages[t.village_id].name if t.village_id in villages else "未选村",
-            "topic": category(kb, t),
+            "topic": svc.category_name(kb, t),
             "assignee": staff_rows[t.assignee_id].label if t.assignee_id in staff_rows else "乡里待分派",
             "duty": staff_rows[t.duty_staff_id].label if t.duty_staff_id in staff_rows else "",
             "overdue": svc.is_overdue(t, now),
@@ -269,7 +260,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     kb = services.knowledge.kb
     async with adm.db(request)() as session, session.begin():
         ticket = await ticket_for(request, session)
-        svc.mark_opened(session, ticket, staff.id, staff.label, now)  # ends a pending urgent alert
+        svc.mark_opened(session, ticket, staff.id, staff.label, now, position=staff.position)  # ends its alerts
         messages = list(
             (
                 await session.execute(
@@ -318,7 +309,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "t": ticket,
             "thread": thread,
             "village": village.name if village else "未选村",
-            "topic": category(kb, ticket),
+            "topic": svc.category_name(kb, ticket),
             "urgent_kind": svc.kind_name(ticket.urgent_kind) if ticket.urgent else "",
             "crisis": ticket.urgent_kind == "suicide",
             "assignee": people[ticket.assignee_id].label if ticket.assignee_id in people else "乡里待分派",
@@ -359,6 +350,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
     texts = adm.services(request).texts
     base_url = adm.services(request).settings.base_url
     template_id = adm.services(request).settings.wechat_staff_template_id
+    warn = ""
     async with adm.db(request)() as session, session.begin():
         ticket = await ticket_for(request, session)
         me = await session.get(StaffUser, staff.id)
@@ -398,13 +390,17 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             elif action == "escalate":
                 target_key = adm.field_text(data, "target", 32) or "township"
                 reason = adm.field_text(data, "reason", 500)
-                svc.escalate(session, ticket, now, target=target_key, reason=reason, staff=me)
-                admins = [i for i in await svc.admin_ids(session) if i != me.id]
-                await svc.notify_staff(
-                    session, ticket, admins, "escalated", base_url, now, target=target_key, template_id=template_id
+                outcome = await svc.escalate_to(
+                    session, ticket, adm.services(request).settings, now, target=target_key, reason=reason, staff=me
                 )
-                details = {"target": target_key, "reason": reason}
-                done = f"已升级到{svc.ESCALATION_TARGETS.get(target_key, target_key)}（三长联动）。"
+                details = {"target": target_key, "reason": reason, "told": [h.id for h in outcome.holders]}
+                name = svc.ESCALATION_TARGETS.get(target_key, target_key)
+                done = f"已升级到{name}（三长联动）。"
+                if target_key in svc.TARGET_POSITIONS:
+                    who = "、".join(h.label for h in outcome.holders)
+                    done += f"已通知{who}（微信 {outcome.wechat} 人）。" if who else ""
+                    if not who:
+                        warn = f"还没有账号担任{name}的负责人，没有人收到通知：请管理员在“人员”里设置。"
             elif action == "agreement":
                 raw = adm.field_text(data, "signed_on", 10)
                 try:
@@ -423,6 +419,8 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             session, request, f"ticket.{action}", object_type="ticket", object_id=ticket.id, details=details
         )
     adm.flash(request, done)
+    if warn:
+        adm.flash(request, warn, "warn")
     adm.redirect(request, "admin-ticket", id=ticket.id)
 
 

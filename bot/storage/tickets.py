@@ -72,6 +72,8 @@ class Ticket(Base):
     escalated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     escalated_to: Mapped[str | None] = mapped_column(String(32), default=None)
     escalation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    #: a 三长联动 escalation: when a holder of the target's position first opened the ticket after it
+    escalation_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     overdue_at: Mapped[dt.datetime | None] = mapped_column(default=None)  # set once by the overdue job
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

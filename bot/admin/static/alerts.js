@@ -1,6 +1,7 @@
 /* 乡法通后台: urgent alerts on every page.
  * Every few seconds ask /admin/alerts; while an urgent ticket nobody has opened is pending, show the red
  * banner (links to the tickets) and sound the alarm (again every 15 s). Opening the ticket ends the alert.
+ * Tickets escalated to the user's 三长联动 position show in the banner too, without the sound.
  * A visible page's ask also tells the server this staff member is at the screen.
  * No inline script (CSP script-src 'self'); villager text never comes here, and text is set with
  * textContent only. If the browser blocks sound until a tap, a button in the banner turns it on. */
@@ -44,7 +45,8 @@
     var li = document.createElement("li");
     var a = document.createElement("a");
     a.href = alert.url;
-    var text = alert.number + "（" + alert.village + "）" + alert.kind + " · " + alert.since + " 求助，";
+    var text = alert.number + "（" + alert.village + "）" + alert.kind + " · ";
+    if (alert.since) { text += alert.since + " 求助，"; }
     text += alert.minutes > 0 ? "已 " + alert.minutes + " 分钟没人打开" : "还没人打开";
     if (alert.escalated) { text += " · 已报全部乡管理员"; }
     a.textContent = text + " · 点开处理";
@@ -54,19 +56,23 @@
 
   function show(alerts) {
     var fresh = false;
+    var loud = false;
     var seen = {};
     while (list.firstChild) { list.removeChild(list.firstChild); }
     alerts.forEach(function (alert) {
       seen[alert.id] = true;
-      if (!known[alert.id]) { fresh = true; }
+      if (alert.urgent) {
+        loud = true;
+        if (!known[alert.id]) { fresh = true; }
+      }
       list.appendChild(line(alert));
     });
     known = seen;
     banner.setAttribute("data-count", String(alerts.length));
     if (alerts.length) {
       banner.hidden = false;
-      document.title = "【紧急】" + baseTitle;
-      play(fresh);
+      document.title = (loud ? "【紧急】" : "【待处理】") + baseTitle;
+      if (loud) { play(fresh); }
     } else {
       banner.hidden = true;
       document.title = baseTitle;
@@ -86,9 +92,9 @@
   }
 
   soundButton.addEventListener("click", function () { play(true); });
-  Array.prototype.forEach.call(list.querySelectorAll("a[data-id]"), function (a) {
+  Array.prototype.forEach.call(list.querySelectorAll("a[data-urgent]"), function (a) {
     known[a.getAttribute("data-id")] = true;
   });
-  if (!banner.hidden) { play(true); }
+  if (list.querySelector("a[data-urgent]")) { play(true); }
   poll();
 }());

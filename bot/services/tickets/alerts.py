@@ -11,6 +11,10 @@ bot.services.staff.duty) responsible beside the village mediator, and an *alert*
 * until a staff member with access opens the ticket (:func:`mark_opened` records ``first_opened_at`` and
   ends the alert); nobody within the deadline → :func:`escalate_unseen` notifies every township admin.
 
+三长联动 escalations (:func:`escalate_to`) alert the same way, without the sound: the accounts holding the
+target's position (乡矛调中心组长, 派出所负责人, 司法所所长, 人民法庭) get a WeChat notice and a banner until one of
+them opens the ticket.
+
 :class:`AlertOutcome` says whether anyone can be reached right now (a notice to a WeChat that can receive it,
 or a back-office page open), so the bot tells the villager "已通知工作人员" only when it is true.
 """
@@ -22,18 +26,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import staff as staff_svc
 from bot.services.tickets.access import visible_to
-from bot.services.tickets.escalation import mark_urgent
+from bot.services.tickets.escalation import (
+    ESCALATION_TARGETS,
+    POSITION_TARGETS,
+    TARGET_POSITIONS,
+    escalate,
+    mark_urgent,
+)
 from bot.services.tickets.notices import notify_staff
 from bot.services.tickets.thread import add_event, audit_row
 from bot.storage.staff import StaffUser, staff_villages
 from bot.storage.tickets import OPEN_STATUSES, PRIORITY_HIGH, Ticket
 
 if TYPE_CHECKING:
+    from bot.knowledge import KnowledgeBase
     from bot.settings import Settings
 
 DEFAULT_URGENT_MINUTES = 30
@@ -138,30 +149,60 @@ async def make_urgent(
     return await raise_alert(session, ticket, settings, now)
 
 
-def pending_filter(role: str, staff_id: int, village_ids: Sequence[int]) -> list[ColumnElement[bool]]:
-    return [
-        visible_to(role, staff_id, village_ids),
+def pending_filter(
+    role: str, staff_id: int, village_ids: Sequence[int], *, position: str = ""
+) -> ColumnElement[bool]:
+    """Tickets whose banner this staff member gets: urgent ones they can see that nobody opened since the alert,
+    and those escalated to their 三长联动 position that none of its holders opened yet."""
+    urgent = and_(
+        visible_to(role, staff_id, village_ids, position=position),
         Ticket.alert_at.is_not(None),
         Ticket.alert_seen_at.is_(None),
-        Ticket.status.in_(OPEN_STATUSES),
-    ]
+    )
+    if position not in POSITION_TARGETS:
+        return and_(urgent, Ticket.status.in_(OPEN_STATUSES))
+    escalated = and_(Ticket.escalated_to == POSITION_TARGETS[position], Ticket.escalation_seen_at.is_(None))
+    return and_(or_(urgent, escalated), Ticket.status.in_(OPEN_STATUSES))
 
 
 async def pending_alerts(
-    session: AsyncSession, role: str, staff_id: int, village_ids: Sequence[int], *, limit: int = 10
+    session: AsyncSession, role: str, staff_id: int, village_ids: Sequence[int], *, position: str = "", limit: int = 10
 ) -> list[Ticket]:
-    """Urgent tickets this staff member can see that nobody has opened since the alert, oldest first."""
-    stmt = select(Ticket).where(*pending_filter(role, staff_id, village_ids)).order_by(Ticket.alert_at).limit(limit)
+    """The tickets of :func:`pending_filter`, urgent ones first, oldest first."""
+    stmt = (
+        select(Ticket)
+        .where(pending_filter(role, staff_id, village_ids, position=position))
+        .order_by(Ticket.alert_at.is_(None), Ticket.alert_at, Ticket.escalated_at)
+        .limit(limit)
+    )
     return list((await session.execute(stmt)).scalars())
 
 
-def mark_opened(session: AsyncSession, ticket: Ticket, staff_id: int, label: str, now: dt.datetime) -> bool:
-    """A staff member with access opened the ticket: the first opening is recorded and a pending alert ends.
-    Returns True when this ended an alert."""
+def escalation_pending_for(ticket: Ticket, position: str) -> bool:
+    """Escalated to this position's target and none of its holders has opened it since."""
+    return (
+        position in POSITION_TARGETS
+        and ticket.escalated_to == POSITION_TARGETS[position]
+        and ticket.escalation_seen_at is None
+        and ticket.is_open
+    )
+
+
+def mark_opened(
+    session: AsyncSession, ticket: Ticket, staff_id: int, label: str, now: dt.datetime, *, position: str = ""
+) -> bool:
+    """A staff member with access opened the ticket: the first opening is recorded, a pending urgent alert
+    ends, and so does a 三长联动 escalation when they hold its position. Returns True when an alert ended."""
     if ticket.first_opened_at is None:
         ticket.first_opened_at, ticket.first_opened_by = now, staff_id
+    ended = False
+    if escalation_pending_for(ticket, position):
+        ticket.escalation_seen_at = now
+        target = ESCALATION_TARGETS.get(ticket.escalated_to or "", "")
+        add_event(session, ticket, "escalation_seen", f"{label}打开了升级到{target}的工单", now)
+        ended = True
     if not ticket.alert_pending:
-        return False
+        return ended
     ticket.alert_seen_at, ticket.alert_seen_by = now, staff_id
     assert ticket.alert_at is not None
     minutes = max(0, int((now - ticket.alert_at).total_seconds() // 60))
@@ -214,3 +255,68 @@ async def escalate_unseen(session: AsyncSession, settings: Settings, now: dt.dat
         )
         session.add(audit_row("ticket.urgent_unseen_escalate", now, object_type="ticket", object_id=ticket.id))
     return ids
+
+
+@dataclass(frozen=True)
+class EscalationOutcome:
+    """Who a 三长联动 escalation reached: the accounts holding the target's position, their WeChat notices."""
+
+    holders: list[StaffUser]
+    wechat: int
+
+
+async def position_holders(session: AsyncSession, target: str) -> list[StaffUser]:
+    """The active accounts holding the position that answers for ``target`` (none for "township")."""
+    position = TARGET_POSITIONS.get(target)
+    if position is None:
+        return []
+    rows = await session.execute(
+        select(StaffUser).where(StaffUser.position == position, StaffUser.active.is_(True)).order_by(StaffUser.id)
+    )
+    return list(rows.scalars())
+
+
+async def escalate_to(
+    session: AsyncSession,
+    ticket: Ticket,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    target: str,
+    reason: str = "",
+    staff: StaffUser | None = None,
+) -> EscalationOutcome:
+    """三长联动 from the back-office: escalate, then tell whoever answers for the target — the holders of its
+    position (乡矛调中心组长 …; the ticket is in their queue, a banner shows until one of them opens it), or for
+    "township" the other admins — by WeChat notice where they bound a WeChat."""
+    escalate(session, ticket, now, target=target, reason=reason, staff=staff)
+    holders = await position_holders(session, target)
+    me = staff.id if staff is not None else None
+    if target in TARGET_POSITIONS:
+        told = [h.id for h in holders if h.id != me]
+    else:
+        told = [a.id for a in await staff_svc.active_admins(session) if a.id != me]
+    wechat = await notify_staff(
+        session,
+        ticket,
+        told,
+        "escalated",
+        settings.base_url,
+        now,
+        target=target,
+        template_id=settings.wechat_staff_template_id,
+    )
+    if target in TARGET_POSITIONS:
+        name = ESCALATION_TARGETS[target]
+        who = "、".join(h.label for h in holders) or f"（还没有账号担任{name}的负责人）"
+        add_event(session, ticket, "escalation_notice", f"已通知{name}：{who}（微信通知 {wechat} 人）", now)
+    return EscalationOutcome(holders, wechat)
+
+
+def category_name(kb: KnowledgeBase, ticket: Ticket) -> str:
+    """What a ticket is about, for staff: words about ending one's life are a crisis, not an FAQ topic."""
+    if ticket.urgent_kind == "suicide":
+        return kind_name("suicide")
+    if ticket.topic:
+        return kb.topic_name(ticket.topic)
+    return kind_name(ticket.urgent_kind) if ticket.urgent else "未判断"

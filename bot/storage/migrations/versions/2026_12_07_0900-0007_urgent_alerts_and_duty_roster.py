@@ -1,5 +1,5 @@
-"""urgent alerts and the duty roster: tickets.urgent_kind / duty_staff_id / first_opened_* / alert_*,
-staff_users.last_seen_at, duty_shifts
+"""urgent alerts and the duty roster: tickets.urgent_kind / duty_staff_id / first_opened_* / alert_* /
+escalation_seen_at, staff_users.last_seen_at, duty_shifts
 
 Revision ID: 0007
 Revises: 0006
@@ -31,6 +31,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("alert_seen_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("alert_seen_by", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("alert_escalated_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("escalation_seen_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f("ix_tickets_alert_at"), ["alert_at"], unique=False)
         for column in _STAFF_COLUMNS:
             batch_op.create_foreign_key(
@@ -52,8 +53,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("day", name=op.f("uq_duty_shifts_day")),
         sa.UniqueConstraint("weekday", name=op.f("uq_duty_shifts_weekday")),
     )
-    # urgent tickets filed before this revision: their alert counts as raised and already seen
+    # tickets filed before this revision: their alerts and escalations count as already seen
     op.execute("UPDATE tickets SET alert_at = created_at, alert_seen_at = created_at WHERE urgent")
+    op.execute("UPDATE tickets SET escalation_seen_at = escalated_at WHERE escalated_at IS NOT NULL")
 
 
 def downgrade() -> None:
@@ -65,6 +67,7 @@ def downgrade() -> None:
             batch_op.drop_constraint(batch_op.f(f"fk_tickets_{column}_staff_users"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_tickets_alert_at"))
         for column in (
+            "escalation_seen_at",
             "alert_escalated_at",
             "alert_seen_by",
             "alert_seen_at",
