@@ -6,36 +6,33 @@ receives the answer."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
 
-import pytest
-
 from bot.devtools.fake_wechat import FakeWeChatServer
 from bot.services import staff as staff_svc
 from bot.settings import Settings
+from tests import test_browser
 from tests import test_tickets_support as support
 from tests.phone import Phone
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from tests.test_tickets_support import CS_SEND, PASSWORD, add_staff, all_tickets, deliver, sessions
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (Debian package: chromium)"),
-]
-
+pytestmark = test_browser.pytestmark  # a real Chromium; skipped where it is absent
+database_url = test_browser.database_url  # SQLite only: the test is about the page
 cheap_hashing = support.cheap_hashing
 fake_server = support.fake_server
 settings = support.settings
 PHONE_SIZE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(params=["sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """One backend is enough here: the browser test is about the page, not the database."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'lawbot.sqlite3'}"
+async def sign_in(page: Any, base: str, username: str) -> None:
+    await page.goto(f"{base}/admin")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button:has-text('登录')")
+    await page.wait_for_url(f"{base}/admin/tickets")
 
 
 async def test_the_duty_mediators_open_page_alerts_within_5_seconds_and_wechat_gets_the_notice(
@@ -56,11 +53,7 @@ async def test_the_duty_mediators_open_page_alerts_within_5_seconds_and_wechat_g
         )
         try:
             page = await browser.new_page(viewport=PHONE_SIZE, is_mobile=True, has_touch=True)
-            await page.goto(f"{base}/admin")
-            await page.fill("input[name=username]", "zhang")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("button:has-text('登录')")
-            await page.wait_for_url(f"{base}/admin/tickets")
+            await sign_in(page, base, "zhang")
 
             # 我的账号: bind the WeChat with the code shown there
             await page.click("nav >> text=我的账号")
@@ -109,10 +102,7 @@ async def test_the_duty_mediators_open_page_alerts_within_5_seconds_and_wechat_g
                 await page.screenshot(path=f"{SHOTS}/urgent_ticket.png", full_page=True)
                 await add_staff(client, "li", "admin", name="李所长")
                 admin = await browser.new_page(viewport=PHONE_SIZE, is_mobile=True, has_touch=True)
-                await admin.goto(f"{base}/admin")
-                await admin.fill("input[name=username]", "li")
-                await admin.fill("input[name=password]", PASSWORD)
-                await admin.click("button:has-text('登录')")
+                await sign_in(admin, base, "li")
                 await admin.goto(f"{base}/admin/duty")
                 await admin.screenshot(path=f"{SHOTS}/duty.png", full_page=True)
         finally:

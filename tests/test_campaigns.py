@@ -733,6 +733,23 @@ async def test_scheduled_time_is_respected(
 
 
 # ---------------------------------------------------------------- follow-ups and opt-out
+async def send_with_follow_up(
+    settings: Settings, session_factory: Any, worker: OutboxWorker, api: WeChatClient
+) -> tuple[int, dt.datetime]:
+    """A campaign to village 1 with a follow-up notice, sent now and delivered; its id and the time."""
+    now = utcnow()
+    campaign_id = await ready(
+        session_factory,
+        settings,
+        worker,
+        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
+        now=now,
+    )
+    await send(settings, session_factory, api, worker, now)
+    await drain(worker)
+    return campaign_id, now
+
+
 async def test_follow_ups_respect_opt_out_and_the_window(
     settings: Settings,
     session_factory: Any,
@@ -746,16 +763,7 @@ async def test_follow_ups_respect_opt_out_and_the_window(
     quiet = await add_villagers(session_factory, 1, 1, prefix="o_quiet", last_inbound_at=recent - dt.timedelta(days=3))
     out = await add_villagers(session_factory, 1, 1, prefix="o_out", last_inbound_at=recent, opted_out=True)
     other = await add_villagers(session_factory, 2, 1, prefix="o_other", last_inbound_at=recent)
-    now = utcnow()
-    campaign_id = await ready(
-        session_factory,
-        settings,
-        worker,
-        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
-        now=now,
-    )
-    await send(settings, session_factory, api, worker, now)
-    await drain(worker)
+    campaign_id, now = await send_with_follow_up(settings, session_factory, worker, api)
     to = sorted(b["touser"] for b in bodies(fake, CS))
     assert to == sorted(active)
     assert not set(to) & set(quiet + out + other)
@@ -843,14 +851,5 @@ async def test_staff_with_a_bound_wechat_get_no_follow_up_and_leave_their_villag
     await _bind_staff(session_factory, mediator)
     result = await svc.sync_village_tags(session_factory, api, now=NOW)
     assert result.untagged == 1 and not fake.user_tags[mediator]  # out of the village broadcasts
-    now = utcnow()
-    await ready(
-        session_factory,
-        settings,
-        worker,
-        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
-        now=now,
-    )
-    await send(settings, session_factory, api, worker, now)
-    await drain(worker)
+    await send_with_follow_up(settings, session_factory, worker, api)
     assert sorted(b["touser"] for b in bodies(fake, CS)) == sorted(people)

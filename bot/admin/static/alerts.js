@@ -13,6 +13,7 @@
   var every = parseInt(banner.getAttribute("data-every"), 10) || 4000;
   var list = banner.querySelector(".alert-list");
   var soundButton = banner.querySelector(".alert-sound");
+  var title = banner.querySelector(".alert-title");
   var audio = new Audio(banner.getAttribute("data-sound"));
   var baseTitle = document.title;
   var lastPlayed = 0;
@@ -72,6 +73,7 @@
     if (alerts.length) {
       banner.hidden = false;
       document.title = (loud ? "【紧急】" : "【待处理】") + baseTitle;
+      title.textContent = loud ? "紧急求助，请马上处理" : "三长联动：有升级给您的工单";
       if (loud) { play(fresh); }
     } else {
       banner.hidden = true;
