@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, PIPELINE, SERVICES
+from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, NONCES, PIPELINE, SERVICES
 from bot.routing import Dispatcher
 from bot.services.context import Services
 from bot.services.inbound import Pipeline
@@ -24,6 +24,7 @@ from bot.storage.db import create_engine, create_session_factory, sqlite_file
 from bot.storage.models import Village
 from bot.storage.sqlite_checkpoint import WalCheckpointer
 from bot.wechat.crypto import MessageCrypto
+from bot.wechat.nonces import RedisNonces
 from bot.wechat.webhook import setup_routes as setup_webhook
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,13 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         _done, pending = await asyncio.wait(list(services.background), timeout=5)
         for task in pending:
             task.cancel()
+
+
+async def _nonces_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    nonces = app[NONCES]
+    if nonces is not None:
+        await nonces.close()
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -144,7 +152,13 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
         if settings.wechat_aes_key
         else None
     )
+    app[NONCES] = (
+        RedisNonces(settings.redis_url, window=settings.timestamp_window, timeout=settings.db_timeout)
+        if settings.redis_url
+        else None
+    )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_nonces_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_sighup_ctx)
     if settings.inprocess_worker:
