@@ -25,7 +25,7 @@ from bot.keys import CRYPTO, NONCES, PIPELINE, SERVICES
 from bot.routing import NewsReply, Reply, TextReply
 from bot.settings import Settings
 from bot.wechat.crypto import DecryptError, MessageCrypto, check_url_signature
-from bot.wechat.messages import Incoming, MissingFields, to_incoming
+from bot.wechat.messages import BadPush, Incoming, to_incoming
 from bot.wechat.nonces import MAX_NONCE_LENGTH, NonceReused, Seal, digest
 from bot.wechat.xml import XMLRejected, parse_xml, render_news, render_text
 
@@ -108,8 +108,8 @@ def _decode(request: web.Request, body: bytes, timestamp: str, nonce: str) -> tu
         return to_incoming(outer), Seal(int(timestamp), nonce, digest(body)), False
     except XMLRejected as exc:
         raise web.HTTPBadRequest(text=str(exc)) from exc
-    except MissingFields as exc:
-        raise web.HTTPBadRequest(text=f"missing required fields: {exc}") from exc
+    except BadPush as exc:
+        raise web.HTTPBadRequest(text=f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def render_reply(msg: Incoming, reply: Reply) -> str:

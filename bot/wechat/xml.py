@@ -1,6 +1,7 @@
 """Safe XML in, correct XML out.
 
-Parsing refuses any DOCTYPE or ENTITY (no expansion, no external fetch). Rendering
+Parsing refuses any DOCTYPE or ENTITY (no expansion, no external fetch) and documents nested
+deeper than :data:`MAX_DEPTH` (WeChat's pushes are 2–4 levels deep). Rendering
 escapes ``]]>`` inside CDATA and keeps text replies within WeChat's 2048-byte limit.
 """
 
@@ -16,6 +17,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 MAX_TEXT_BYTES = 2048
+MAX_DEPTH = 8  # <xml><SendPicsInfo><PicList><item><PicMd5Sum> is WeChat's deepest: 5
 MORE_HINT = "\n……回复“更多”看全文"
 EMPTY_FALLBACK = "收到。回复“帮助”看看我能做什么。"
 
@@ -40,8 +42,21 @@ def parse_xml(raw: bytes | str) -> dict[str, Any]:
         raise XMLRejected(f"malformed XML: {exc}") from exc
     if root.tag != "xml":
         raise XMLRejected("the root element must be <xml>")
+    if _too_deep(root):
+        raise XMLRejected(f"nested deeper than {MAX_DEPTH} levels")
     value = _element_to_value(root)
     return value if isinstance(value, dict) else {}
+
+
+def _too_deep(root: Element) -> bool:
+    """Walked without recursion, so any depth is measured safely."""
+    stack = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in elem)
+    return False
 
 
 def _element_to_value(elem: Element) -> dict[str, Any] | str:
