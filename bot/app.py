@@ -46,18 +46,20 @@ async def sync_villages(services: Services) -> None:
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
-        async with services.session_factory() as session:
+        async with asyncio.timeout(services.settings.db_timeout), services.session_factory() as session:
             await session.execute(select(Village.id).limit(1))  # reachable and migrated
     except Exception as exc:
         log.warning("health check: database unreachable or not migrated: %s", exc)
         return web.json_response({"ok": False, "database": "unreachable or not migrated"}, status=503)
     kb = services.knowledge.kb
+    # only a count: the errors name server paths and file contents (they are in the log, and on
+    # the back-office's knowledge page for staff)
     return web.json_response(
         {
             "ok": True,
             "database": "ok",
             "knowledge_entries": len(kb.entries),
-            "knowledge_errors": services.knowledge_holder.last_errors,
+            "knowledge_errors": len(services.knowledge_holder.last_errors),
         }
     )
 
@@ -67,7 +69,10 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     if checkpointer is not None:
         checkpointer.start()
     try:
-        await sync_villages(app[SERVICES])
+        try:
+            await sync_villages(app[SERVICES])
+        except Exception:  # a database that is down must not keep the webhook from telling villagers so
+            log.exception("could not sync the villages of site.yaml into the database; continuing")
         yield
     finally:
         await app[ENGINE].dispose()
@@ -139,7 +144,10 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
     database_file = sqlite_file(settings.database_url)
     # no connection is made until first use
     engine = create_engine(
-        settings.database_url, background_checkpoint=database_file is not None, pool_size=settings.db_pool_size
+        settings.database_url,
+        background_checkpoint=database_file is not None,
+        pool_size=settings.db_pool_size,
+        timeout=settings.db_timeout,
     )
     services = Services(settings=settings, session_factory=create_session_factory(engine), knowledge_holder=holder)
     app[ENGINE] = engine

@@ -81,7 +81,7 @@ class Filters:
             return str(query.get(name, "")) in ("1", "on", "true")
 
         try:
-            page = max(1, int(query.get("page", "1")))
+            page = min(max(1, int(query.get("page", "1"))), adm.MAX_PAGE)
         except ValueError:
             page = 1
         return cls(
@@ -387,7 +387,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             elif action == "agreement":
                 raw = adm.field_text(data, "signed_on", 10)
                 try:
-                    signed_on = dt.date.fromisoformat(raw) if raw else None
+                    signed_on = adm.in_calendar(dt.date.fromisoformat(raw)) if raw else None
                 except ValueError:
                     raise svc.TicketError("日期格式应为 2026-01-31") from None
                 svc.set_agreement(session, ticket, signed_on, me, now)
