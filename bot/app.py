@@ -90,11 +90,14 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
 
 
-async def _nonces_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Close the Redis clients of the nonce store and the attempt counters (when they were made)."""
     yield
     nonces = app[NONCES]
     if nonces is not None:
         await nonces.close()
+    if "attempts" in vars(app[SERVICES]):
+        await app[SERVICES].attempts.close()
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -166,7 +169,7 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
         else None
     )
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(_nonces_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_sighup_ctx)
     if settings.inprocess_worker:

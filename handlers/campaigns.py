@@ -6,6 +6,7 @@ notices would otherwise take MASSSENDJOBFINISH first.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -21,6 +22,9 @@ OPT_OUT_WORDS = ("退订", "取消订阅", "不要提醒", "别再提醒", "TD")
 OPT_IN_WORDS = ("订阅", "恢复订阅", "重新订阅", "恢复提醒")
 ARCHIVE_WORDS = ("往期普法", "普法活动", "往期活动", "普法文章")
 ARCHIVE_ITEMS = 3
+BIND_ATTEMPTS = 5
+BIND_WINDOW = dt.timedelta(hours=1)
+BIND_BLOCKED = "绑定码试了太多次，请一小时后再试；也可以在后台重新生成一个绑定码。"
 
 
 @router.on(event("masssendjobfinish"))
@@ -34,7 +38,12 @@ async def mass_send_job_finish(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult
 
 @router.on(text_prefix(staff.BIND_WORD))
 async def bind_staff_wechat(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
-    """A staff member binds this WeChat for campaign previews ("预览绑定 123456" from the back-office)."""
+    """A staff member binds this WeChat for campaign previews ("预览绑定 123456" from the back-office).
+
+    At most :data:`BIND_ATTEMPTS` codes per WeChat account an hour: a six-digit code is not to be guessed."""
+    tries = await ctx.services.attempts.hit([f"bind:{ctx.msg.openid}"], BIND_WINDOW, session=ctx.session)
+    if tries[0] > BIND_ATTEMPTS:
+        return TextReply(BIND_BLOCKED)
     code = "".join(ch for ch in str(data.get("arg", "")) if not ch.isspace())
     ok = await staff.bind_openid(ctx.session, code, ctx.msg.openid, now=ctx.now)
     return TextReply(ctx.services.texts.get("campaign_bind_done" if ok else "campaign_bind_failed"))
