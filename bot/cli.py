@@ -41,6 +41,11 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
     settings = _settings(host=host, port=port)
     if settings.production and dev:
         raise click.ClickException("--dev is not allowed with LAWBOT_ENV=production")
+    refusals, warnings = settings.startup_problems()
+    for warning in warnings:  # loud: on stderr, where journald and `make run` show it
+        click.echo(f"{'!' * 78}\n!! WARNING: {warning}\n{'!' * 78}", err=True)
+    if refusals:
+        raise click.ClickException(" ".join(refusals))
     if migrate:
         from bot.storage.migrate import upgrade
 
