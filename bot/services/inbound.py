@@ -125,13 +125,12 @@ def _statements(dialect: str) -> dict[str, Any]:
         "existing": select(InboundMessage.id, InboundMessage.status, InboundMessage.reply).where(
             InboundMessage.dedup_key == bindparam("dedup_key")
         ),
-        # one statement for a batch's pairs; it returns the pairs it inserted (the others came before)
+        # a batch's pairs in one executemany; when some were there before, their digests are read back
         "nonces": insert(PushNonce)
         .values(timestamp=bindparam("timestamp"), nonce=bindparam("nonce"), digest=bindparam("digest"))
-        .on_conflict_do_nothing(index_elements=["timestamp", "nonce"])
-        .returning(PushNonce.timestamp, PushNonce.nonce),
-        "nonce_seen": select(PushNonce.digest).where(
-            PushNonce.timestamp == bindparam("timestamp"), PushNonce.nonce == bindparam("nonce")
+        .on_conflict_do_nothing(index_elements=["timestamp", "nonce"]),
+        "nonces_seen": select(PushNonce.timestamp, PushNonce.nonce, PushNonce.digest).where(
+            PushNonce.nonce.in_(bindparam("nonces", expanding=True))
         ),
         "nonce_sweep": delete(PushNonce).where(PushNonce.timestamp < bindparam("cutoff")),
         # a villager's first push creates the row; an interaction moves the 48-hour window
@@ -186,18 +185,15 @@ def _claim_nonces(conn: Connection, sql: dict[str, Any], seals: Sequence[Seal | 
     if not first:
         return set()
     params = [{"timestamp": t, "nonce": n, "digest": first[t, n].digest} for t, n in sorted(first)]
-    inserted = {(row[0], row[1]) for row in conn.execute(sql["nonces"], params)}
-    refused = set()
-    for i, seal in enumerate(seals):
-        if seal is None:
-            continue
-        pair = (seal.timestamp, seal.nonce)
-        if pair in inserted:  # new: only the copies of the push that brought it are welcome
-            if first[pair].digest != seal.digest:
-                refused.add(i)
-        elif conn.execute(sql["nonce_seen"], {"timestamp": pair[0], "nonce": pair[1]}).scalar() != seal.digest:
-            refused.add(i)
-    return refused
+    inserted = conn.execute(sql["nonces"], params).rowcount
+    if inserted == len(params):  # every pair is new (the usual case: one statement, nothing read)
+        kept = {pair: seal.digest for pair, seal in first.items()}
+    else:  # some came before (a retry, or a captured URL): what was stored with them decides
+        rows = conn.execute(sql["nonces_seen"], {"nonces": sorted({n for _, n in first})})
+        kept = {(row.timestamp, row.nonce): row.digest for row in rows}
+    return {
+        i for i, seal in enumerate(seals) if seal is not None and kept.get((seal.timestamp, seal.nonce)) != seal.digest
+    }
 
 
 def _store_all(

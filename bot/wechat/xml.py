@@ -42,30 +42,20 @@ def parse_xml(raw: bytes | str) -> dict[str, Any]:
         raise XMLRejected(f"malformed XML: {exc}") from exc
     if root.tag != "xml":
         raise XMLRejected("the root element must be <xml>")
-    if _too_deep(root):
-        raise XMLRejected(f"nested deeper than {MAX_DEPTH} levels")
-    value = _element_to_value(root)
+    value = _element_to_value(root, 1)
     return value if isinstance(value, dict) else {}
 
 
-def _too_deep(root: Element) -> bool:
-    """Walked without recursion, so any depth is measured safely."""
-    stack = [(root, 1)]
-    while stack:
-        elem, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        stack.extend((child, depth + 1) for child in elem)
-    return False
-
-
-def _element_to_value(elem: Element) -> dict[str, Any] | str:
+def _element_to_value(elem: Element, depth: int) -> dict[str, Any] | str:
+    """The element as text or a dict; recursion stops at MAX_DEPTH (a 5,000-level push is a 400, not a crash)."""
     children = list(elem)
     if not children:
         return elem.text or ""
+    if depth >= MAX_DEPTH:
+        raise XMLRejected(f"nested deeper than {MAX_DEPTH} levels")
     result: dict[str, Any] = {}
     for child in children:
-        value = _element_to_value(child)
+        value = _element_to_value(child, depth + 1)
         if child.tag in result:  # repeated element (e.g. <item>): collect a list
             existing = result[child.tag]
             result[child.tag] = [*existing, value] if isinstance(existing, list) else [existing, value]
