@@ -161,10 +161,13 @@ async def test_a_nonce_used_at_one_serve_process_is_refused_at_another(make_clie
         await second.close()
 
 
-async def test_with_redis_the_nonces_live_in_redis(make_client: Any, settings: Settings, redis_url: str) -> None:
+async def test_with_redis_the_nonces_live_in_redis(
+    make_client: Any, settings: Settings, redis_url: str, tmp_path: Any
+) -> None:
     settings = settings.with_(redis_url=redis_url)
     client = await make_client(settings)
-    other = await make_client(settings)  # another process with the same Redis (its own empty database)
+    # another process with the same Redis and a database of its own: only Redis can know the nonce
+    other = await make_client(settings.with_(database_url=f"sqlite+aiosqlite:///{tmp_path / 'other.sqlite3'}"))
     phone = Phone(client, settings, "o_someone_else")
     captured = phone.signer.sign(phone.signer.text(phone.openid, "你好"))
     assert "乡法通" in (await phone.post(captured)).content
