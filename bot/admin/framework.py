@@ -469,6 +469,9 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         await _load_user(request)
         route_name = request.match_info.route.name
         known = request.match_info.http_exception is None
+        if not known and request.get(USER) is None and request.method in SAFE_METHODS:
+            # signed out, nothing under /admin says whether a page exists: every path leads to the sign-in
+            raise web.HTTPSeeOther(url(request, "admin-login", query={"next": request.path_qs}))
         if known:
             spec = request.app[REGISTRY].routes.get(route_name or "")
             roles, public = (spec.roles, spec.public) if spec is not None else (ADMIN, False)
