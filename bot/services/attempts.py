@@ -4,12 +4,14 @@ Used to limit guessing: back-office sign-ins (per account, per address, per both
 campaign-preview binding code (per openid). The count goes up *before* the attempt is
 evaluated, in one atomic step, so forty parallel guesses are counted as forty and the limit
 holds (a count-then-act check let them all through: security review #3). Kept in the
-``attempt_counters`` table (one upsert), or in Redis (INCR + EXPIRE) when LAWBOT_REDIS_URL is set.
+``attempt_counters`` table (one upsert; keys are kept as their SHA-256), or in Redis (INCR + EXPIRE)
+when LAWBOT_REDIS_URL is set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,12 @@ from bot.storage.models import AttemptCounter, UTCDateTime, utcnow
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-MAX_KEY_LENGTH = 191
+
+
+def _stored(key: str) -> str:
+    """What is kept of a key: its SHA-256, so no user name, address or openid is at rest in the counters
+    (erasure never has to look for a villager in them; the counts still add up per key)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class Attempts:
@@ -42,7 +49,7 @@ class Attempts:
         """Count one attempt under every key; the counts including this one, in order.
 
         ``session``: count inside this transaction (a handler's; SQLite has one connection)."""
-        keys = [k[:MAX_KEY_LENGTH] for k in keys]
+        keys = [_stored(k) for k in keys]
         if self.redis is not None:
             seconds = max(1, int(window.total_seconds()))
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -58,7 +65,7 @@ class Attempts:
 
     async def refund(self, keys: Sequence[str], *, session: AsyncSession | None = None) -> None:
         """Take one attempt back (a successful sign-in does not count against its address)."""
-        keys = [k[:MAX_KEY_LENGTH] for k in keys]
+        keys = [_stored(k) for k in keys]
         if self.redis is not None:
             for key in keys:
                 await self.redis.decr(f"lawbot:attempts:{key}")
@@ -72,7 +79,7 @@ class Attempts:
 
     async def clear(self, keys: Sequence[str], *, session: AsyncSession | None = None) -> None:
         """Forget the keys' attempts (the right password ends an account's run of mistakes)."""
-        keys = [k[:MAX_KEY_LENGTH] for k in keys]
+        keys = [_stored(k) for k in keys]
         if self.redis is not None:
             await self.redis.delete(*(f"lawbot:attempts:{k}" for k in keys))
             return
