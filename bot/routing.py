@@ -82,6 +82,9 @@ class Ctx:
     data: dict[str, Any] = field(default_factory=dict)
     #: Core writes to run at the end of this push's transaction (see :meth:`write`)
     writes: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    #: the villager's data was erased (删除我的信息): the pipeline must not write their villager row or chat
+    #: state back for this push
+    forgotten: bool = False
 
     def write(self, statement: Any, params: dict[str, Any]) -> None:
         """Run a Core insert/update at the end of this push's transaction, together with the

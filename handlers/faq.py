@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from bot.knowledge import Entry
 from bot.matcher import MatchResult
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, always, text_in, text_prefix
+from bot.services.privacy import remove_phones
 from bot.storage.models import KnowledgeGap
 from handlers.common import LAW_PREFIXES, MORE_WORDS, answer_text, numbered_list, urgent_text
 from handlers.handoff import record_urgent
@@ -51,8 +52,9 @@ def _record_gap(ctx: Ctx, result: MatchResult) -> None:
         _INSERT_GAP,
         {
             "openid": ctx.msg.openid,
-            "text": ctx.text[:2000],
-            "normalized": result.normalized[:2000],
+            # kept for knowledge review, which never needs a phone number the villager typed
+            "text": remove_phones(ctx.text)[:2000],
+            "normalized": remove_phones(result.normalized)[:2000],
             "outcome": result.outcome,
             "candidates": [
                 {"entry_id": c.entry.id, "topic": c.entry.topic, "score": round(c.score, 4)}

@@ -462,7 +462,7 @@ async def _forget_answer(ctx: Ctx) -> HandlerResult:
     if squash(ctx.text) not in ("1", "１", "确认删除", "确定删除", "确认"):
         return TextReply(_t(ctx, "ticket_forget_kept"))
     await svc.forget_villager(ctx.session, ctx.msg.openid, ctx.now)
-    ctx.conv.context = {}
+    ctx.forgotten = True  # their villager row and chat state are gone: nothing is written back
     return TextReply(_t(ctx, "ticket_forget_done"))
 
 

@@ -42,7 +42,7 @@ TAG_CREATE = "/cgi-bin/tags/create"
 CS = "/cgi-bin/message/custom/send"
 
 ADMIN = Actor(1, "司法所王所长", "admin", openid="o_staff_admin")
-MEDIATOR = Actor(2, "调解员李", "mediator", openid="o_staff_mediator")
+MEDIATOR = Actor(2, "调解员李", "mediator", openid="o_staff_mediator", village_ids=(1, 2, 3))
 VOLUNTEER = Actor(3, "明白人赵", "volunteer", openid="o_staff_volunteer")
 FAST = OutboxPolicy(backoff_base=0.01, backoff_max=0.02, idle_sleep=0.02)
 # 2026-11-10 10:00 Beijing time
@@ -130,10 +130,11 @@ async def ready(
     data: CampaignInput,
     *,
     now: dt.datetime = NOW,
+    actor: Actor = MEDIATOR,
 ) -> int:
     """Create, preview and approve a campaign."""
-    campaign_id = await create(session_factory, settings, data)
-    await preview(session_factory, campaign_id, worker)
+    campaign_id = await create(session_factory, settings, data, actor)
+    await preview(session_factory, campaign_id, worker, actor)
     await approve(session_factory, settings, campaign_id, now)
     return campaign_id
 
@@ -244,7 +245,9 @@ async def test_audience_openid_list_split(
     settings: Settings, session_factory: Any, worker: OutboxWorker, api: WeChatClient, fake: FakeWeChat
 ) -> None:
     openids = [f"o_list_{i:06d}" for i in range(10_005)]
-    campaign_id = await ready(session_factory, settings, worker, text_input(audience="openids", openids=openids))
+    campaign_id = await ready(  # openid lists are for admins only
+        session_factory, settings, worker, text_input(audience="openids", openids=openids), actor=ADMIN
+    )
     await send(settings, session_factory, api, worker)
     sent = bodies(fake, SEND)
     assert [len(b["touser"]) for b in sent] == [5003, 5002]
@@ -330,7 +333,7 @@ async def test_preview_goes_to_own_wechat_and_is_needed_for_approval(
         with pytest.raises(CampaignError, match="预览"):
             await svc.approve(s, ADMIN, campaign_id, settings=settings)
         with pytest.raises(CampaignError, match="openid"):
-            await svc.request_preview(s, Actor(9, "无微信", "mediator"), campaign_id)
+            await svc.request_preview(s, Actor(MEDIATOR.id, "无微信", "mediator"), campaign_id)  # its drafter
     await preview(session_factory, campaign_id, worker)
     [body] = bodies(fake, PREVIEW)
     assert body["touser"] == MEDIATOR.openid and "宪法宣传周" in body["text"]["content"]
@@ -395,8 +398,8 @@ async def test_quota_service_account_four_per_follower_per_month(
     # the openids of an openid-list campaign count for those followers
     async with session_factory() as s:
         v1 = list((await s.execute(select(Villager.openid).where(Villager.village_id == 1))).scalars())
-    listed = await create(session_factory, settings, text_input("名单", audience="openids", openids=v1[:2]))
-    await preview(session_factory, listed, worker)
+    listed = await create(session_factory, settings, text_input("名单", audience="openids", openids=v1[:2]), ADMIN)
+    await preview(session_factory, listed, worker, ADMIN)
     with pytest.raises(QuotaExceeded):
         await approve(session_factory, settings, listed)
 

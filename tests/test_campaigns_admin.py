@@ -20,6 +20,7 @@ from bot.services.outbox import OutboxPolicy, OutboxWorker
 from bot.settings import Settings
 from bot.storage.campaigns import Campaign, StaffWeChat
 from bot.storage.models import Village, Villager
+from bot.storage.staff import staff_villages
 from bot.wechat.api import WeChatClient
 from bot.wechat.ratelimit import RateLimiter
 from bot.wechat.token import DbTokenStore
@@ -78,6 +79,8 @@ async def client(
                     role=role,
                 )
             )
+    async with app[SERVICES].session_factory() as s, s.begin():  # mediator li serves village 1
+        await s.execute(staff_villages.insert().values(staff_id=MEDIATOR_ID, village_id=1))
     return test_client
 
 

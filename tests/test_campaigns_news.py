@@ -53,9 +53,9 @@ def cover(server: FakeWeChatServer, name: str = "cover.png") -> str:
     return f"{server.base_url}/_fake/{name}"
 
 
-async def request_preview(session_factory: Any, campaign_id: int) -> None:
+async def request_preview(session_factory: Any, campaign_id: int, actor: svc.Actor = MEDIATOR) -> None:
     async with session_factory() as s, s.begin():
-        await svc.request_preview(s, MEDIATOR, campaign_id, now=NOW)
+        await svc.request_preview(s, actor, campaign_id, now=NOW)
 
 
 async def preview_states(session_factory: Any, campaign_id: int) -> list[PreviewState]:
@@ -153,8 +153,8 @@ async def test_openid_list_is_sent_as_mpnews_and_a_failed_draft_keeps_the_cover(
     fake_server: FakeWeChatServer,
 ) -> None:
     data = news_input(cover(fake_server), audience="openids", openids=["o_news_0001", "o_news_0002"])
-    campaign_id = await create(session_factory, settings, data)
-    await request_preview(session_factory, campaign_id)
+    campaign_id = await create(session_factory, settings, data, ADMIN)  # openid lists are for admins only
+    await request_preview(session_factory, campaign_id, ADMIN)
     fake.add_fault("errcode", errcode=-1, errmsg="system error", path=DRAFT_ADD)
     await tick(settings, session_factory, api)
     c = await load(session_factory, campaign_id)

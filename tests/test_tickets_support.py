@@ -112,13 +112,14 @@ async def staff_row(client: Any, username: str) -> StaffUser:
         return staff
 
 
-async def deliver(client: Any, settings: Settings) -> None:
+async def deliver(client: Any, settings: Settings, policy: OutboxPolicy | None = None) -> None:
     """Run the outbox worker until the queue is empty (it sends to the fake WeChat API)."""
     factory = sessions(client)
     api = WeChatClient.from_settings(
         settings, token_store=DbTokenStore(factory), rate_limiter=RateLimiter.disabled(), timeout=2.0
     )
-    worker = OutboxWorker(settings, factory, api, policy=OutboxPolicy(backoff_base=0.01, idle_sleep=0.01))
+    policy = policy or OutboxPolicy(backoff_base=0.01, idle_sleep=0.01)
+    worker = OutboxWorker(settings, factory, api, policy=policy)
     try:
         for _ in range(10):
             if await worker.run_once() == 0:

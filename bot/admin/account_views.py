@@ -9,7 +9,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.admin import framework as adm
-from bot.admin.auth import hash_password, password_problem, verify_password
+from bot.admin.auth import hash_password, verify_password
+from bot.admin.passwords import password_problem
 from bot.services import staff as staff_svc
 from bot.storage.models import utcnow
 from bot.storage.staff import DutyShift, StaffUser
@@ -84,7 +85,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     data = await adm.form(request)
     current = str(data.get("current", ""))
     new, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
-    problem = password_problem(new, confirm)
+    problem = password_problem(new, confirm, role=me.role, username=me.username, display_name=me.display_name)
     async with adm.db(request)() as session, session.begin():
         staff = await session.get(StaffUser, me.id)
         assert staff is not None

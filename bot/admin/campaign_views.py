@@ -29,23 +29,45 @@ FORM_TIME = "%Y-%m-%dT%H:%M"
 
 
 # ---------------------------------------------------------------- helpers
-async def actor(request: web.Request, session: AsyncSession) -> Actor:
+def plain_actor(request: web.Request, openid: str | None = None) -> Actor:
     staff = adm.user(request)
-    return Actor(staff.id, staff.label, staff.role, await staff_svc.staff_openid(session, staff.id))
+    return Actor(staff.id, staff.label, staff.role, openid, tuple(staff.village_ids))
+
+
+async def actor(request: web.Request, session: AsyncSession) -> Actor:
+    return plain_actor(request, await staff_svc.staff_openid(session, adm.user(request).id))
 
 
 def campaign_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except (KeyError, ValueError):
         adm.not_found("没有这个活动。")
+    if not 0 < value < 2**31:  # the column's range: a bigger number is no campaign, not a database error
+        adm.not_found("没有这个活动。")
+    return value
 
 
 async def load(session: AsyncSession, request: web.Request) -> Campaign:
+    """The campaign in the URL: 404 if there is none, 403 if it is not the user's to see."""
     c = await session.get(Campaign, campaign_id(request))
     if c is None:
         adm.not_found("没有这个活动。")
+    if not svc.can_see(plain_actor(request), c):
+        adm.forbid("这个普法活动不归您管，不能查看或修改。")
     return c
+
+
+def _scoped(handler: adm.Handler) -> adm.Handler:
+    """Every route with a campaign ``{id}``: the scope check runs before the view (and before reading a form)."""
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        async with adm.db(request)() as session:
+            await load(session, request)
+        return await handler(request)
+
+    view.__name__ = getattr(handler, "__name__", "campaign_view")
+    return view
 
 
 def to_form_time(value: dt.datetime | None) -> str:
@@ -59,9 +81,12 @@ def parse_form_time(raw: str) -> dt.datetime | None:
         return None
     for fmt in (FORM_TIME, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return dt.datetime.strptime(raw, fmt).replace(tzinfo=svc.CHINA_TZ).astimezone(dt.UTC)
+            local = dt.datetime.strptime(raw, fmt)
         except ValueError:
             continue
+        if not adm.FIRST_DAY <= local.date() <= adm.LAST_DAY:
+            raise ValueError(raw)
+        return local.replace(tzinfo=svc.CHINA_TZ).astimezone(dt.UTC)
     raise ValueError(raw)
 
 
@@ -76,9 +101,9 @@ def input_from_form(data: Mapping[str, Any], village_values: list[str]) -> tuple
             times[name] = None
     village_ids = []
     for raw in village_values:
-        try:
+        if raw.isdigit() and int(raw) <= adm.MAX_ID:
             village_ids.append(int(raw))
-        except ValueError:
+        else:
             errors.append("村的选择不对。")
     result = CampaignInput(
         title=adm.field_text(data, "title", 200),
@@ -156,10 +181,13 @@ async def render_form(
 ) -> web.Response:
     """The create/edit form. Holds no database session while rendering (the layout's hooks open their own)."""
     settings = adm.services(request).settings
+    staff = adm.user(request)
     async with adm.db(request)() as session:
         quota = await svc.quota_status(session, settings)
         villages = await svc.village_names(session, active_only=True)
         counts = await village_counts(session)
+    if not staff.is_admin:  # a mediator addresses all followers or their own villages, never an openid list
+        villages = {vid: name for vid, name in villages.items() if vid in staff.village_ids}
     return await adm.render(
         request,
         "admin/campaigns_form.html",
@@ -171,6 +199,7 @@ async def render_form(
             "village_counts": counts,
             "quota": quota,
             "account_type": settings.wechat_account_type,
+            "openid_lists": staff.is_admin and settings.wechat_account_type == "service",
             "limits": {"title": svc.MAX_TITLE, "text": svc.MAX_TEXT, "description": svc.MAX_DESCRIPTION},
             **labels(),
         },
@@ -189,13 +218,12 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
     status = status if status in STATUS_FILTERS else ""
     settings = adm.services(request).settings
     today = svc.china_time(utcnow()).date()
+    me = plain_actor(request)
     async with adm.db(request)() as session:
-        campaigns = await svc.list_campaigns(session, status=status or None)
+        campaigns = await svc.list_campaigns(session, status=status or None, actor=me)
         quota = await svc.quota_status(session, settings)
         names = await svc.village_names(session)
-        waiting = await session.scalar(
-            select(func.count()).select_from(Campaign).where(Campaign.status == "awaiting_approval")
-        )
+        waiting = len(await svc.list_campaigns(session, status="awaiting_approval", actor=me))
     return await adm.render(
         request,
         "admin/campaigns_list.html",
@@ -205,7 +233,7 @@ async def campaign_list(request: web.Request) -> web.StreamResponse:
             "statuses": STATUS_FILTERS,
             "quota": quota,
             "village_names": names,
-            "waiting": int(waiting or 0),
+            "waiting": waiting,
             "suggestions": svc.upcoming(calendar_items(request), today, SUGGESTION_DAYS),
             **labels(),
         },
@@ -248,6 +276,8 @@ async def create(request: web.Request) -> web.StreamResponse:
 async def edit_page(request: web.Request) -> web.StreamResponse:
     async with adm.db(request)() as session, session.begin():
         c = await load(session, request)
+        if c.audience == "openids" and not adm.user(request).is_admin:
+            adm.forbid("按 openid 名单群发的活动只有乡管理员可以修改。")
         if c.status in svc.EDITABLE and c.openids:  # the openid list is shown in the form
             await adm.audit(
                 session,
@@ -511,7 +541,9 @@ async def tags_sync(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    add = adm.add_view
+    def add(app: web.Application, method: str, path: str, handler: adm.Handler, **kw: Any) -> None:
+        adm.add_view(app, method, path, _scoped(handler) if "{id" in path else handler, **kw)
+
     one = r"/admin/campaigns/{id:\d+}"
     add(app, "GET", "/admin/campaigns", campaign_list, name="admin-campaigns", roles=adm.STAFF)
     add(app, "GET", "/admin/campaigns/new", new_page, name="admin-campaign-new", roles=adm.STAFF)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from bot.admin import framework as adm
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.currency import book, review_due
+from bot.services.privacy import mask_phones
 from bot.storage.models import KnowledgeGap, utcnow
 
 GAP_DAYS_CHOICES = (7, 30, 90)
@@ -84,8 +85,19 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
             "days": days,
             "choices": GAP_DAYS_CHOICES,
             "by_outcome": by_outcome,
-            "repeated": [{"normalized": r[0], "count": r[1], "sample": r[2]} for r in repeated],
-            "recent": recent,
+            # questions kept from before phone numbers were taken out at the door: masked here
+            "repeated": [
+                {"normalized": mask_phones(r[0]), "count": r[1], "sample": mask_phones(r[2])} for r in repeated
+            ],
+            "recent": [
+                {
+                    "text": mask_phones(g.text),
+                    "created_at": g.created_at,
+                    "outcome": g.outcome,
+                    "candidates": g.candidates,
+                }
+                for g in recent
+            ],
             "near_topics": sorted(topics.items(), key=lambda kv: -kv[1]),
             "due": due_for_review(kb),
             "entries": len(kb.entries),

@@ -20,13 +20,15 @@ from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticke
 
 
 def month_bounds(month: str, now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
-    """'2026-11' → (label, start, end) in China time; anything else → the current month."""
+    """'2026-11' → (label, start, end) in China time; nonsense → the current month; a month outside
+    the calendar staff use (framework.FIRST_DAY … LAST_DAY) → 400."""
     today = svc.local(now)
     try:
         year, mon = (int(p) for p in month.split("-", 1))
         first = dt.date(year, mon, 1)
     except ValueError:
         first = today.date().replace(day=1)
+    adm.in_calendar(first)
     nxt = (first + dt.timedelta(days=32)).replace(day=1)
     start = dt.datetime.combine(first, dt.time(), svc.CHINA_TZ)
     end = dt.datetime.combine(nxt, dt.time(), svc.CHINA_TZ)

@@ -14,7 +14,7 @@ from bot.admin import framework as adm
 from bot.knowledge import Entry
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
-from bot.services.privacy import mask_phone
+from bot.services.privacy import find_phones, mask_phone, mask_phones, shown_to_staff
 from bot.storage.models import Village, utcnow
 from bot.storage.staff import ROLE_NAMES, StaffUser
 from bot.storage.tickets import OPEN_STATUSES, PRIORITY_NAMES, STATUSES, Ticket, TicketMessage
@@ -82,7 +82,7 @@ class Filters:
             return str(query.get(name, "")) in ("1", "on", "true")
 
         try:
-            page = max(1, int(query.get("page", "1")))
+            page = min(max(1, int(query.get("page", "1"))), adm.MAX_PAGE)
         except ValueError:
             page = 1
         return cls(
@@ -208,6 +208,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
             "ticket": t,
             "village": villages[t.village_id].name if t.village_id in villages else "未选村",
             "topic": svc.category_name(kb, t),
+            "summary": mask_phones(t.summary),  # the queue never shows a phone number
             "assignee": staff_rows[t.assignee_id].label if t.assignee_id in staff_rows else "乡里待分派",
             "duty": staff_rows[t.duty_staff_id].label if t.duty_staff_id in staff_rows else "",
             "overdue": svc.is_overdue(t, now),
@@ -274,9 +275,14 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         options = await assignable(session, staff, ticket)
         is_assignee = ticket.assignee_id == staff.id
         reveal = request.query.get("show_phone") == "1" and (staff.is_admin or is_assignee)
-        show_phone = bool(ticket.contact_phone) and (is_assignee or reveal)
+        # phone numbers, given with consent or typed into the story, 补充 or any message: in full for the
+        # assignee, or after an admin's audited reveal; masked for everyone else (one rule: services.privacy)
+        full = is_assignee or reveal
+        has_phone = bool(ticket.contact_phone) or any(
+            find_phones(text) for text in (ticket.summary, *(m.body for m in messages))
+        )
         await adm.audit(session, request, "ticket.view", object_type="ticket", object_id=ticket.id)
-        if show_phone:
+        if full and has_phone:
             await adm.audit(session, request, "ticket.phone_view", object_type="ticket", object_id=ticket.id)
     suggested, found = _faq_suggestions(request, ticket)
     if ticket.urgent_kind == "suicide":
@@ -293,6 +299,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
                 "m": m,
                 "kind": KIND_NAMES.get(m.kind, m.kind),
                 "author": author,
+                "body": shown_to_staff(m.body, full=full),
                 "delivery": deliveries.get(m.outbox_id) if m.outbox_id else None,
                 "media_type": str(media.get("type", "")),
                 "recognised": bool(media.get("recognised", False)),
@@ -317,8 +324,10 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "opened_by": people[ticket.first_opened_by].label if ticket.first_opened_by in people else "",
             "overdue": svc.is_overdue(ticket, now),
             "clock": clock,
-            "phone": ticket.contact_phone if show_phone else mask_phone(ticket.contact_phone),
-            "can_reveal": bool(ticket.contact_phone) and staff.is_admin and not show_phone,
+            "phone": ticket.contact_phone if full else mask_phone(ticket.contact_phone),
+            "status_reason": shown_to_staff(ticket.status_reason, full=full),
+            "escalation_reason": shown_to_staff(ticket.escalation_reason, full=full),
+            "can_reveal": has_phone and staff.is_admin and not full,
             "openid": _mask_openid(ticket.openid),
             "suggested": suggested,
             "found": found,
@@ -404,7 +413,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             elif action == "agreement":
                 raw = adm.field_text(data, "signed_on", 10)
                 try:
-                    signed_on = dt.date.fromisoformat(raw) if raw else None
+                    signed_on = adm.in_calendar(dt.date.fromisoformat(raw)) if raw else None
                 except ValueError:
                     raise svc.TicketError("日期格式应为 2026-01-31") from None
                 svc.set_agreement(session, ticket, signed_on, me, now)

@@ -39,6 +39,7 @@ JOB_MODULES: tuple[tuple[str, float], ...] = (
     ("bot.services.campaigns", 30.0),  # scheduled campaigns due → outbox
     ("bot.services.recovery", 60.0),  # pushes stored but never answered (a crash) → outbox
     ("bot.services.disputes", 60.0),  # 司法确认 (day 20/27), 回访 and 月报告 reminders
+    ("bot.services.retention", 60.0),  # phone numbers in old pushes and outbox payloads, after 180 days
 )
 
 

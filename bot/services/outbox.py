@@ -59,7 +59,7 @@ HAS_RESULT_COLUMN = "result" in OutboxMessage.__table__.columns
 
 CS_KINDS = frozenset({"cs_text", "cs_news", "cs_image"})
 MASS_KINDS = frozenset({"mass_tag", "mass_openids"})
-KINDS = CS_KINDS | MASS_KINDS | frozenset({"template", "subscribe", "mass_preview"})
+KINDS = CS_KINDS | MASS_KINDS | frozenset({"template", "subscribe", "mass_preview", "untag"})
 
 #: 45015 outside the 48-hour window; 45047 too many messages since the villager last wrote.
 #: Both clear when the villager writes again, so the message is held rather than failed.
@@ -100,6 +100,7 @@ def _validate(kind: str, openid: str | None, payload: Mapping[str, Any]) -> None
         "mass_openids": ("message", "openids"),
         "mass_preview": ("message",),
         "template": ("data",),
+        "untag": ("tag_id", "openids"),
     }.get(kind, ())
     missing = [k for k in required if k not in payload]
     if missing:
@@ -126,7 +127,8 @@ async def enqueue(
     picurl}]}; ``cs_image`` {media_id}; ``template`` {template_id (default: the notification
     template), data, url?, miniprogram?}; ``subscribe`` {template_id, data, page?};
     ``mass_tag`` {message, tag_id | is_to_all}; ``mass_openids`` {message, openids};
-    ``mass_preview`` {message} — ``message`` is e.g. ``bot.wechat.api.text_message("…")``.
+    ``mass_preview`` {message} — ``message`` is e.g. ``bot.wechat.api.text_message("…")``;
+    ``untag`` {tag_id, openids} takes followers out of a tag (删除我的信息, bot.services.campaigns.privacy).
     """
     _validate(kind, openid, payload)
     if len(idempotency_key) > 191 or not idempotency_key:
@@ -484,6 +486,8 @@ class OutboxWorker:
             return {"msg_id": mass.msg_id, "msg_data_id": mass.msg_data_id}
         elif row.kind == "mass_preview":
             await client.mass_preview(openid, p["message"])
+        elif row.kind == "untag":
+            await client.untag_users(int(p["tag_id"]), [str(o) for o in p["openids"]])
         else:
             raise ValueError(f"unknown kind {row.kind!r}")
         return None

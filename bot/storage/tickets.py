@@ -93,6 +93,9 @@ class Ticket(Base):
     contact_phone: Mapped[str | None] = mapped_column(String(32), default=None)
     phone_consent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     anonymised_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # phone numbers typed into the story, 补充 or any message of the thread were taken out (180 days after
+    # the ticket ended, like contact_phone)
+    phones_erased_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     inbound_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("inbound_messages.id"), default=None, unique=True
     )

@@ -1,5 +1,5 @@
-"""A villager's personal data in booking: erased or exported on request, and phone numbers deleted
-``rules.phone_retention_days`` after the appointment.
+"""A villager's personal data in booking: erased or exported on request (删除我的信息 cancels what is still
+to come), and phone numbers deleted ``rules.phone_retention_days`` after the appointment.
 """
 
 from __future__ import annotations
@@ -7,32 +7,49 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.booking.availability import local_day
 from bot.services.booking.config import Rules
-from bot.storage.booking import (
-    Booking,
-    BookingWaitlist,
-)
+from bot.services.booking.reservations import _end_booking
+from bot.services.erasure import scrub_audit
+from bot.storage.booking import UPCOMING_STATUSES, Booking, BookingWaitlist
+from bot.storage.models import utcnow
+
+ERASED_NAME = "（已删除）"
 
 
-async def erase_personal_data(session: AsyncSession, openid: str) -> int:
-    """'删除我的信息': names and phone numbers on this villager's bookings and waiting-list entries go."""
-    result = await session.execute(
-        update(Booking)
-        .where(Booking.openid == openid)
-        .values(name="（已删除）", phone=None, phone_consent_at=None)
-        .execution_options(synchronize_session=False)
+async def erase_personal_data(session: AsyncSession, openid: str, now: dt.datetime | None = None) -> int:
+    """'删除我的信息': an appointment still to come is cancelled (its place freed, the job offers it to the
+    waiting list); every booking keeps its place, service, time and status for the statistics, without the
+    openid, name, phone or note; waiting-list entries are deleted. Returns how many bookings were touched."""
+    now = now or utcnow()
+    upcoming = await session.execute(
+        select(Booking.id).where(
+            Booking.openid == openid, Booking.status.in_(UPCOMING_STATUSES), Booking.starts_at > now
+        )
     )
-    await session.execute(
-        update(BookingWaitlist)
-        .where(BookingWaitlist.openid == openid)
-        .values(name="（已删除）", phone=None, phone_consent_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    for booking_id in upcoming.scalars().all():
+        await _end_booking(session, booking_id, now=now, by="villager", status="cancelled")
+    ids = list((await session.execute(select(Booking.id).where(Booking.openid == openid))).scalars())
+    if ids:
+        await session.execute(
+            update(Booking)
+            .where(Booking.id.in_(ids))
+            .values(
+                openid=None,
+                name=ERASED_NAME,
+                phone=None,
+                phone_consent_at=None,
+                note="",
+                request_key=literal("erased:") + cast(Booking.id, String),  # it held the openid
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await scrub_audit(session, "booking", ids)
+    await session.execute(delete(BookingWaitlist).where(BookingWaitlist.openid == openid))
+    return len(ids)
 
 
 async def export_personal_data(session: AsyncSession, openid: str) -> dict[str, list[dict[str, Any]]]:
@@ -52,6 +69,8 @@ async def export_personal_data(session: AsyncSession, openid: str) -> dict[str, 
                 "name": b.name,
                 "phone": b.phone,
                 "phone_consent_at": b.phone_consent_at.isoformat() if b.phone_consent_at else None,
+                "note": b.note,
+                "request_key": b.request_key,
                 "created_at": b.created_at.isoformat(),
             }
             for b in bookings

@@ -10,6 +10,9 @@ One module per concern; this package's names are what the back-office, the chat 
 
 * ``rules`` — statuses and labels, errors, who may do what: an admin or a mediator drafts, edits, submits
   and previews; only an admin approves, sends back a scheduled campaign or cancels one that is scheduled.
+  A mediator sees and changes only campaigns they drafted or that go only to their villages
+  (:func:`can_see`; the services check it when given the ``Actor``), and never addresses or sees an
+  openid list.
 * ``lifecycle`` — the form and its checks; create, edit, submit, approve, return to draft, cancel.
 * ``preview`` — :func:`request_preview` queues a ``mass_preview`` to the staff member's own openid;
   approval needs a delivered preview of the campaign's current version.
@@ -38,6 +41,9 @@ One module per concern; this package's names are what the back-office, the chat 
 * ``followups`` — an optional customer-service notice after the broadcast, only to villagers in the
   48-hour window who have not sent "退订".
 * ``archive`` (往期普法), ``calendar`` (the legal-education dates), ``job`` (the periodic :func:`tick`).
+* ``privacy`` — 删除我的信息: the follower leaves their village tag (an ``untag`` through the outbox), openid
+  lists and a staff binding; :func:`erase_personal_data` / :func:`export_personal_data` are the hooks
+  ``bot.services.tickets.forget_villager`` / ``export_villager`` call.
 
 Staff members' own WeChat (the "预览绑定" code previews go to) lives in :mod:`bot.services.staff`.
 """
@@ -64,6 +70,7 @@ from bot.services.campaigns.lifecycle import (
 )
 from bot.services.campaigns.message import excerpt, message_text, mpnews_ready
 from bot.services.campaigns.preview import previews, request_preview
+from bot.services.campaigns.privacy import erase_personal_data, export_personal_data
 from bot.services.campaigns.quota import check_quota, quota_status
 from bot.services.campaigns.reach import campaign_parts, job_status_label, record_job_finish
 from bot.services.campaigns.rules import (
@@ -78,6 +85,7 @@ from bot.services.campaigns.rules import (
     NotPrepared,
     PermissionDenied,
     QuotaExceeded,
+    can_see,
     china_time,
 )
 from bot.services.campaigns.store import get_campaign, list_campaigns, village_names
@@ -103,11 +111,14 @@ __all__ = [
     "approve",
     "calendar_path",
     "campaign_parts",
+    "can_see",
     "cancel",
     "check_quota",
     "china_time",
     "create_campaign",
+    "erase_personal_data",
     "excerpt",
+    "export_personal_data",
     "get_campaign",
     "is_web_url",
     "job_status_label",

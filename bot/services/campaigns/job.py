@@ -8,6 +8,7 @@ import logging
 
 from bot.services.campaigns.followups import send_follow_ups
 from bot.services.campaigns.news import prepare_news_campaigns
+from bot.services.campaigns.privacy import forget_done_untags
 from bot.services.campaigns.sending import _Api, dispatch_due, refresh_sending
 from bot.services.campaigns.tags import _tag_sync_needed, sync_village_tags
 from bot.services.jobs import JobContext
@@ -22,8 +23,10 @@ TAG_BATCHES_PER_TICK = 40
 
 async def tick(ctx: JobContext, *, client: WeChatClient | None = None) -> None:
     """Every 30 s: news articles → WeChat drafts (and waiting previews → outbox); due campaigns → outbox;
-    follow the outbox; match reports; follow-ups; village tags."""
+    follow the outbox; match reports; follow-ups; village tags; erased followers' untag instructions cleared."""
     now = ctx.now()
+    async with ctx.session_factory() as session, session.begin():
+        await forget_done_untags(session)
     api = _Api(ctx.settings, ctx.session_factory, client)
     try:
         await prepare_news_campaigns(ctx.session_factory, api, now)

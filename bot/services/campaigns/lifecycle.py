@@ -25,6 +25,7 @@ from bot.services.campaigns.rules import (
     PermissionDenied,
     QuotaExceeded,
     _require,
+    audience_errors,
     can_approve,
 )
 from bot.services.campaigns.store import _known_villages, get_campaign
@@ -202,7 +203,9 @@ async def create_campaign(
     session: AsyncSession, actor: Actor, data: CampaignInput, *, settings: Settings, now: dt.datetime | None = None
 ) -> Campaign:
     _require(actor, ROLES_DRAFT, "起草普法活动")
-    errors = validate(data, settings, await _known_villages(session))
+    errors = validate(data, settings, await _known_villages(session)) + audience_errors(
+        actor, data.audience, data.village_ids
+    )
     if errors:
         raise CampaignError(errors[0], errors=errors)
     now = now or utcnow()
@@ -233,10 +236,14 @@ async def update_campaign(
 ) -> Campaign:
     """Edit a draft (or one awaiting approval, which goes back to draft)."""
     _require(actor, ROLES_DRAFT, "修改普法活动")
-    c = await get_campaign(session, campaign_id, for_update=True)
+    c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
     if c.status not in EDITABLE:
         raise CampaignError(f"“{STATUS_LABELS[c.status]}”的活动不能修改。已排期的请管理员先退回草稿。")
-    errors = validate(data, settings, await _known_villages(session))
+    if c.audience == "openids" and not actor.is_admin:
+        raise PermissionDenied("按 openid 名单群发的活动只有乡管理员可以修改。")
+    errors = validate(data, settings, await _known_villages(session)) + audience_errors(
+        actor, data.audience, data.village_ids
+    )
     if errors:
         raise CampaignError(errors[0], errors=errors)
     if _apply(c, data):
@@ -252,7 +259,7 @@ async def update_campaign(
 async def submit(session: AsyncSession, actor: Actor, campaign_id: int, *, now: dt.datetime | None = None) -> Campaign:
     """Draft → awaiting approval."""
     _require(actor, ROLES_DRAFT, "提交审批")
-    c = await get_campaign(session, campaign_id, for_update=True)
+    c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
     if c.status != "draft":
         raise CampaignError("只有草稿可以提交审批。")
     c.status = "awaiting_approval"
@@ -266,7 +273,7 @@ async def return_to_draft(
 ) -> Campaign:
     """An admin sends an awaiting or scheduled campaign back to draft (with a note for the author)."""
     _require(actor, ROLES_APPROVE, "退回活动")
-    c = await get_campaign(session, campaign_id, for_update=True)
+    c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
     if c.status not in ("awaiting_approval", "scheduled"):
         raise CampaignError("只有待审批或已排期的活动可以退回草稿。")
     c.status = "draft"
@@ -283,7 +290,7 @@ async def return_to_draft(
 async def cancel(session: AsyncSession, actor: Actor, campaign_id: int, *, now: dt.datetime | None = None) -> Campaign:
     """Cancel: an admin any time before sending; a mediator only before approval."""
     _require(actor, ROLES_DRAFT, "取消活动")
-    c = await get_campaign(session, campaign_id, for_update=True)
+    c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
     if c.status not in CANCELLABLE:
         raise CampaignError(f"“{STATUS_LABELS[c.status]}”的活动不能取消。")
     if c.status == "scheduled" and not can_approve(actor.role):
@@ -300,7 +307,7 @@ async def approve(
     """Admin only: checks content, a delivered preview of this version and the quota; → scheduled."""
     _require(actor, ROLES_APPROVE, "审批群发（只有管理员可以）")
     now = now or utcnow()
-    c = await get_campaign(session, campaign_id, for_update=True)
+    c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
     if c.status not in ("draft", "awaiting_approval"):
         raise CampaignError(f"“{STATUS_LABELS[c.status]}”的活动不能审批。")
     errors = validate(CampaignInput.from_campaign(c), settings, await _known_villages(session))

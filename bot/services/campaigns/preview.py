@@ -28,9 +28,9 @@ async def request_preview(
 ) -> CampaignPreview:
     """Queue a mass preview of the campaign's current version to the actor's own WeChat."""
     _require(actor, ROLES_DRAFT, "预览活动")
+    c = await get_campaign(session, campaign_id, actor=actor)
     if not actor.openid:
         raise CampaignError("您的账号还没有绑定微信 openid，无法发送预览。请在个人资料里绑定（需先关注公众号）。")
-    c = await get_campaign(session, campaign_id)
     if c.status not in (*EDITABLE, "scheduled"):
         raise CampaignError("这个活动已经发出或取消，不能再预览。")
     preview = CampaignPreview(

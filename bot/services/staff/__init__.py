@@ -22,6 +22,7 @@ from bot.services.staff.duty import (
 from bot.services.staff.presence import PRESENT_WITHIN, is_present, present, touch
 from bot.services.staff.wechat import (
     BIND_CODE_TTL,
+    BIND_FAILURE_WINDOW,
     BIND_WORD,
     BIND_WORDS,
     MAX_BIND_FAILURES,
@@ -40,6 +41,7 @@ from bot.services.staff.wechat import (
 
 __all__ = [
     "BIND_CODE_TTL",
+    "BIND_FAILURE_WINDOW",
     "BIND_WORD",
     "BIND_WORDS",
     "MAX_BIND_FAILURES",

@@ -20,17 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.campaigns import StaffWeChat
 from bot.storage.models import Villager, utcnow
-from bot.storage.staff import AuditLog
 
 BIND_CODE_TTL = dt.timedelta(minutes=10)
 #: what staff send from their WeChat, followed by the code
 BIND_WORD = "绑定微信"
 #: every word that starts a binding message (the campaign page used to say 预览绑定)
 BIND_WORDS: tuple[str, ...] = (BIND_WORD, "预览绑定")
-#: wrong codes one WeChat may send within BIND_FAILURE_WINDOW before it has to wait
+#: codes one WeChat may send within BIND_FAILURE_WINDOW before it has to wait (a six-digit code is not to be guessed)
 MAX_BIND_FAILURES = 5
 BIND_FAILURE_WINDOW = dt.timedelta(hours=1)
-BIND_FAILED_ACTION = "staff.wechat_bind_failed"
 #: customer-service messages reach a WeChat that wrote to the account within 48 hours (kept with a margin)
 CS_WINDOW = dt.timedelta(hours=47)
 
@@ -84,25 +82,10 @@ async def binding_code(session: AsyncSession, staff_id: int, *, now: dt.datetime
     return code
 
 
-async def _recent_failures(session: AsyncSession, openid: str, now: dt.datetime) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(AuditLog)
-        .where(
-            AuditLog.action == BIND_FAILED_ACTION,
-            AuditLog.object_id == openid[:64],
-            AuditLog.at >= now - BIND_FAILURE_WINDOW,
-        )
-    )
-    return int(count or 0)
-
-
 async def bind_with_code(session: AsyncSession, code: str, openid: str, *, now: dt.datetime | None = None) -> str:
-    """The chat side of binding: ``"ok"`` (bound), ``"bad"`` (wrong or expired code) or ``"blocked"``
-    (this WeChat sent :data:`MAX_BIND_FAILURES` wrong codes within the hour; it must wait)."""
+    """The chat side of binding: ``"ok"`` (bound) or ``"bad"`` (wrong or expired code). How many codes one
+    WeChat may try is counted by the caller, atomically, before this runs (handlers/staff.py)."""
     now = now or utcnow()
-    if await _recent_failures(session, openid, now) >= MAX_BIND_FAILURES:
-        return "blocked"
     code = code.strip()
     row = None
     if re.fullmatch(r"\d{6}", code):
@@ -112,16 +95,6 @@ async def bind_with_code(session: AsyncSession, code: str, openid: str, *, now: 
             )
         ).scalar_one_or_none()
     if row is None:
-        session.add(
-            AuditLog(
-                username="system",
-                action=BIND_FAILED_ACTION,
-                object_type="wechat",
-                object_id=openid[:64],
-                details={},
-                at=now,
-            )
-        )
         return "bad"
     # one WeChat belongs to one staff member: binding it here ends an older binding elsewhere
     await session.execute(delete(StaffWeChat).where(StaffWeChat.openid == openid, StaffWeChat.staff_id != row.staff_id))

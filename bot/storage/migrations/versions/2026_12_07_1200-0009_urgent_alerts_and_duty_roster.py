@@ -1,9 +1,9 @@
 """urgent alerts and the duty roster: tickets.urgent_kind / duty_staff_id / first_opened_* / alert_* /
 escalation_seen_at, staff_users.last_seen_at, duty_shifts
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-07 09:00:00
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-07 12:00:00
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
