@@ -202,3 +202,33 @@ class JobMark(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PushNonce(Base):
+    """A (timestamp, nonce) pair WeChat signed a push with, kept for the timestamp window.
+
+    A second push with the same pair is refused unless it is the same push again (WeChat's retry):
+    ``digest`` is a hash of what WeChat signed (the Encrypt payload in safe mode, the body otherwise).
+    The Redis store (LAWBOT_REDIS_URL) replaces this table when configured."""
+
+    __tablename__ = "push_nonces"
+
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+
+    # SQLite: the key is the table (one B-tree to write per push, not a table and an index)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class AttemptCounter(Base):
+    """Attempts within a fixed window under one key (sign-in guesses per account or address, binding codes).
+
+    Counted with one atomic upsert before the attempt is evaluated, so parallel guesses cannot all slip
+    in; Redis INCR replaces this table when LAWBOT_REDIS_URL is set."""
+
+    __tablename__ = "attempt_counters"
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(index=True)

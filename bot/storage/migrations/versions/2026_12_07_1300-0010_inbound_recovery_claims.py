@@ -1,9 +1,9 @@
 """inbound_messages: when the recovery job claimed a push, and how often — a worker that dies while
 re-running a push leaves it 'recovering'; another worker takes it over later
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-07 11:00:00
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07 13:00:00
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
