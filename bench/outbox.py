@@ -5,7 +5,8 @@
 
 Starts the fake WeChat API in a child process, fills the outbox, runs one OutboxWorker (rate limits
 off) in this process and prints progress, throughput and this process' RSS every --report-every
-messages. See bench/outbox_README.md.
+messages, and at the end the worker's CPU time per message (a figure that holds on a busy machine).
+See bench/outbox_README.md.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--lanes", type=int, default=2)
     parser.add_argument("--report-every", type=int, default=10_000)
+    parser.add_argument("--fake-port", type=int, default=0, help="port of the fake WeChat API (default: a free one)")
     args = parser.parse_args()
 
     await ensure_database(args.database_url)
@@ -124,7 +126,7 @@ async def main() -> None:
             await s.execute(insert(OutboxMessage), rows)
     print(f"enqueued {args.messages} rows in {time.perf_counter() - t0:.1f}s (bulk insert)", flush=True)
 
-    port = free_port()
+    port = args.fake_port or free_port()
     fake = start_fake(port)
     settings = Settings.from_env(
         {}, env="test", database_url=args.database_url, wechat_api_base=f"http://127.0.0.1:{port}"
@@ -161,11 +163,11 @@ async def main() -> None:
                 stop.set()
                 return
 
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(worker.run(stop), monitor())
     finally:
-        elapsed = time.perf_counter() - t1
+        elapsed, cpu = time.perf_counter() - t1, time.process_time() - cpu1
         await client.close()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_fake/calls?path=none") as resp:
             counts = json.load(resp)["counts"]
@@ -177,7 +179,8 @@ async def main() -> None:
     received = counts.get("/cgi-bin/message/custom/send", 0)
     print(
         f"done: {sent} rows sent, fake received {received} messages in {elapsed:.1f}s = {sent / elapsed:.0f} msg/s; "
-        f"token fetches {counts.get('/cgi-bin/stable_token', 0)}; final RSS {rss_mb():.1f} MB",
+        f"token fetches {counts.get('/cgi-bin/stable_token', 0)}; final RSS {rss_mb():.1f} MB; "
+        f"worker CPU {cpu:.1f}s = {cpu / max(sent, 1) * 1e6:.0f} µs/message",
         flush=True,
     )
 

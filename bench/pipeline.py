@@ -65,6 +65,7 @@ async def run(pushes: int, concurrency: int, profile: bool) -> None:
     from bot.keys import PIPELINE
     from bot.settings import Settings
     from bot.wechat.messages import to_incoming
+    from bot.wechat.nonces import Seal, digest
     from bot.wechat.pusher import PushSigner
     from bot.wechat.xml import parse_xml
 
@@ -78,15 +79,17 @@ async def run(pushes: int, concurrency: int, profile: bool) -> None:
     signer = PushSigner("bench", "bench")
 
     async def feed(n: int, offset: int) -> float:
+        pushes = [signer.sign(signer.text(f"o_{i % 1600}", QUESTIONS[i % 10])) for i in range(offset, offset + n)]
+        # with the (timestamp, nonce) each push was signed with, as the webhook hands them over
         msgs = [
-            to_incoming(parse_xml(signer.sign(signer.text(f"o_{i % 1600}", QUESTIONS[i % 10])).body))
-            for i in range(offset, offset + n)
+            (to_incoming(parse_xml(p.body)), Seal(int(p.query["timestamp"]), p.query["nonce"], digest(p.body)))
+            for p in pushes
         ]
         it = iter(msgs)
 
         async def worker() -> None:
-            for msg in it:
-                await pipeline.handle(msg)
+            for msg, seal in it:
+                await pipeline.handle(msg, seal)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, PIPELINE, SERVICES
+from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, NONCES, PIPELINE, SERVICES
 from bot.routing import Dispatcher
 from bot.services.context import Services
 from bot.services.inbound import Pipeline
@@ -24,6 +24,7 @@ from bot.storage.db import create_engine, create_session_factory, sqlite_file
 from bot.storage.models import Village
 from bot.storage.sqlite_checkpoint import WalCheckpointer
 from bot.wechat.crypto import MessageCrypto
+from bot.wechat.nonces import RedisNonces
 from bot.wechat.webhook import setup_routes as setup_webhook
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,20 @@ async def sync_villages(services: Services) -> None:
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
-        async with services.session_factory() as session:
+        async with asyncio.timeout(services.settings.db_timeout), services.session_factory() as session:
             await session.execute(select(Village.id).limit(1))  # reachable and migrated
     except Exception as exc:
         log.warning("health check: database unreachable or not migrated: %s", exc)
         return web.json_response({"ok": False, "database": "unreachable or not migrated"}, status=503)
     kb = services.knowledge.kb
+    # only a count: the errors name server paths and file contents (they are in the log, and on
+    # the back-office's knowledge page for staff)
     return web.json_response(
         {
             "ok": True,
             "database": "ok",
             "knowledge_entries": len(kb.entries),
-            "knowledge_errors": services.knowledge_holder.last_errors,
+            "knowledge_errors": len(services.knowledge_holder.last_errors),
         }
     )
 
@@ -66,7 +69,10 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     if checkpointer is not None:
         checkpointer.start()
     try:
-        await sync_villages(app[SERVICES])
+        try:
+            await sync_villages(app[SERVICES])
+        except Exception:  # a database that is down must not keep the webhook from telling villagers so
+            log.exception("could not sync the villages of site.yaml into the database; continuing")
         yield
     finally:
         await app[ENGINE].dispose()
@@ -82,6 +88,16 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         _done, pending = await asyncio.wait(list(services.background), timeout=5)
         for task in pending:
             task.cancel()
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Close the Redis clients of the nonce store and the attempt counters (when they were made)."""
+    yield
+    nonces = app[NONCES]
+    if nonces is not None:
+        await nonces.close()
+    if "attempts" in vars(app[SERVICES]):
+        await app[SERVICES].attempts.close()
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -131,7 +147,10 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
     database_file = sqlite_file(settings.database_url)
     # no connection is made until first use
     engine = create_engine(
-        settings.database_url, background_checkpoint=database_file is not None, pool_size=settings.db_pool_size
+        settings.database_url,
+        background_checkpoint=database_file is not None,
+        pool_size=settings.db_pool_size,
+        timeout=settings.db_timeout,
     )
     services = Services(settings=settings, session_factory=create_session_factory(engine), knowledge_holder=holder)
     app[ENGINE] = engine
@@ -144,7 +163,13 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
         if settings.wechat_aes_key
         else None
     )
+    app[NONCES] = (
+        RedisNonces(settings.redis_url, window=settings.timestamp_window, timeout=settings.db_timeout)
+        if settings.redis_url
+        else None
+    )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_sighup_ctx)
     if settings.inprocess_worker:

@@ -7,13 +7,18 @@ are rendered only when they are plain http(s) URLs.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jinja2
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.keys import SERVICES
 from bot.services import campaigns as service
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 
@@ -54,6 +59,24 @@ def _render(request: web.Request, name: str, *, status: int = 200, **context: An
     return response
 
 
+def _database_down_page(
+    view: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """With the database down or hung, villagers get a plain page (503), not aiohttp's bare 500."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await view(request)
+        except (SQLAlchemyError, OSError, TimeoutError):
+            log.exception("campaign archive %s: database unavailable", request.path)
+            response = _render(request, "campaigns/unavailable.html", status=503)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+    return wrapped
+
+
+@_database_down_page
 async def archive(request: web.Request) -> web.Response:
     try:
         page = max(1, min(int(request.query.get("page", "1")), 1000))
@@ -70,6 +93,7 @@ async def archive(request: web.Request) -> web.Response:
     )
 
 
+@_database_down_page
 async def detail(request: web.Request) -> web.Response:
     try:
         campaign_id = int(request.match_info["campaign_id"])

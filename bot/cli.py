@@ -41,6 +41,11 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
     settings = _settings(host=host, port=port)
     if settings.production and dev:
         raise click.ClickException("--dev is not allowed with LAWBOT_ENV=production")
+    refusals, warnings = settings.startup_problems()
+    for warning in warnings:  # loud: on stderr, where journald and `make run` show it
+        click.echo(f"{'!' * 78}\n!! WARNING: {warning}\n{'!' * 78}", err=True)
+    if refusals:
+        raise click.ClickException(" ".join(refusals))
     if migrate:
         from bot.storage.migrate import upgrade
 
@@ -108,9 +113,13 @@ def _redact(url: str) -> str:
 @main.command()
 @click.option("--url", default=None, help="webhook URL (default: http://LAWBOT_HOST:LAWBOT_PORT/wechat)")
 @click.option("--openid", default="o_terminal_villager", show_default=True, help="the villager you play")
-@click.option("--safe/--plain", default=False, help="safe mode (AES) pushes; needs LAWBOT_WECHAT_AES_KEY")
+@click.option(
+    "--safe/--plain",
+    default=None,
+    help="encrypted (safe mode) or plaintext pushes; default: as WeChat sends them in LAWBOT_WECHAT_MODE",
+)
 @click.option("--scene", default=None, help="start by subscribing through a QR scene, e.g. village_3")
-def chat(url: str | None, openid: str, safe: bool, scene: str | None) -> None:
+def chat(url: str | None, openid: str, safe: bool | None, scene: str | None) -> None:
     """Chat with a running bot from the terminal: signed WeChat XML in, replies printed.
 
     Type a message and press Enter. /sub, /unsub, /click KEY, /voice TEXT, /image, /quit.
@@ -120,14 +129,17 @@ def chat(url: str | None, openid: str, safe: bool, scene: str | None) -> None:
     asyncio.run(_chat(settings, target, openid, safe, scene))
 
 
-async def _chat(settings: Any, url: str, openid: str, safe: bool, scene: str | None) -> None:
+async def _chat(settings: Any, url: str, openid: str, safe: bool | None, scene: str | None) -> None:
     import aiohttp
 
     from bot.wechat.pusher import PushSigner, post_push
 
-    signer = PushSigner(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key)
+    signer = PushSigner.for_settings(settings)
     if safe and signer.crypto is None:
         raise click.ClickException("--safe needs LAWBOT_WECHAT_AES_KEY")
+    if safe is False and settings.mode == "safe":
+        raise click.ClickException("--plain: the bot runs in safe mode (LAWBOT_WECHAT_MODE) and refuses plaintext")
+    safe = signer.encrypts if safe is None else safe
     click.echo(f"乡法通 terminal chat → {url} as {openid} ({'safe' if safe else 'plaintext'} mode). /quit to leave.")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
 

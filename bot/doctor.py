@@ -28,9 +28,16 @@ class Finding:
 
 def _settings_findings(settings: Settings) -> list[Finding]:
     found: list[Finding] = []
+    if not settings.production:
+        # production refuses these outright (Settings.validate); say so before going live
+        found += [Finding("warn", f"上线前要改 / before going live: {p}") for p in settings.production_problems()]
+    if settings.mode == "compatible":
+        found.append(Finding("warn", "LAWBOT_WECHAT_MODE=compatible：明文推送也收；切换完成后请改为安全模式 (safe)"))
     if settings.production:
-        if not settings.wechat_aes_key:
-            found.append(Finding("warn", "没有配置 EncodingAESKey：建议在公众号后台用安全模式 (LAWBOT_WECHAT_AES_KEY)"))
+        if settings.mode == "plain":
+            found.append(
+                Finding("warn", "明文模式：推送没有加密和消息签名，建议在公众号后台用安全模式 (LAWBOT_WECHAT_AES_KEY)")
+            )
         if not settings.public_url.startswith("https://"):
             found.append(Finding("error", "LAWBOT_PUBLIC_URL 必须是 https:// 地址（微信只推送到 HTTPS）"))
         if not settings.wechat_template_id:
@@ -40,7 +47,8 @@ def _settings_findings(settings: Settings) -> list[Finding]:
                 )
             )
     else:
-        found.append(Finding("warn", f"LAWBOT_ENV={settings.env}：模拟器开着；上线请设为 production"))
+        unset = "" if settings.env else "（未设置，按 development 运行，只听 127.0.0.1）"
+        found.append(Finding("warn", f"LAWBOT_ENV={settings.env_name}{unset}：模拟器开着；上线请设为 production"))
     if not found:
         found.append(Finding("ok", "设置完整"))
     return found

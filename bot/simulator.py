@@ -69,7 +69,8 @@ async def send(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="JSON expected") from None
     openid = str(body.get("openid") or "o_sim_" + secrets.token_hex(4))[:64]
     kind = str(body.get("kind", "text"))
-    safe = bool(body.get("safe")) and bool(request.app[SERVICES].settings.wechat_aes_key)
+    mode = request.app[SERVICES].settings.mode  # safe mode refuses plaintext: encrypt as WeChat would
+    safe = mode == "safe" or (mode == "compatible" and bool(body.get("safe")))
     signer = _signer(request)
     text = str(body.get("text", ""))[:4000]
     key = str(body.get("key", ""))[:128]

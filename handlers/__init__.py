@@ -6,10 +6,11 @@ Handlers bound to a wizard state are tried before all of these (see bot.routing.
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import booking, campaigns, disputes, faq, handoff, help, media, system
+from handlers import booking, campaigns, disputes, faq, handoff, help, media, staff, system
 
 ROUTERS: tuple[Router, ...] = (
-    campaigns.router,  # 退订/订阅, 往期普法, staff preview binding, MASSSENDJOBFINISH reach
+    staff.router,  # 绑定微信 (staff members' own WeChat, for alerts and previews)
+    campaigns.router,  # 退订/订阅, 往期普法, MASSSENDJOBFINISH reach
     disputes.router,  # 本月排查 from staff who bound their WeChat (月报告, 零报告); others pass on
     system.router,  # subscribe, unsubscribe, scans, WeChat's own notices
     media.router,  # voice without recognition, pictures, video, locations, links

@@ -1,4 +1,5 @@
-"""Campaigns in chat: 退订 / 订阅 follow-up notices, 往期普法, and WeChat's MASSSENDJOBFINISH reports.
+"""Campaigns in chat: 退订 / 订阅 follow-up notices, 往期普法, and WeChat's MASSSENDJOBFINISH reports
+(staff binding their WeChat for previews: handlers/staff.py).
 
 Place this router BEFORE ``system`` in handlers/__init__.py: system's catch-all for WeChat's own
 notices would otherwise take MASSSENDJOBFINISH first.
@@ -9,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.routing import Ctx, HandlerResult, Router, TextReply, event, text_in, text_prefix
+from bot.routing import Ctx, HandlerResult, Router, TextReply, event, text_in
 from bot.services import campaigns as service
-from bot.services import staff
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,6 @@ async def mass_send_job_finish(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult
     if report is not None and report.part_id is None:
         log.info("MASSSENDJOBFINISH %s not matched to a campaign (yet)", report.msg_id)
     return None
-
-
-@router.on(text_prefix(staff.BIND_WORD))
-async def bind_staff_wechat(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
-    """A staff member binds this WeChat for campaign previews ("预览绑定 123456" from the back-office)."""
-    code = "".join(ch for ch in str(data.get("arg", "")) if not ch.isspace())
-    ok = await staff.bind_openid(ctx.session, code, ctx.msg.openid, now=ctx.now)
-    return TextReply(ctx.services.texts.get("campaign_bind_done" if ok else "campaign_bind_failed"))
 
 
 @router.on(text_in(*OPT_OUT_WORDS))

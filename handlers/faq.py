@@ -1,7 +1,9 @@
 """The FAQ: answers, suggestions to pick from, "更多", statute look-up; the catch-all, last.
 
-Urgent content (violence, threats to life, suicide, harm to minors) always gets the
-emergency guidance first and is recorded for the township team.
+Urgent content (violence, threats to life, suicide, harm to minors) always gets the emergency
+guidance first and becomes an urgent ticket whose alert goes to a person at once
+(bot.services.tickets.alerts); words about ending one's life get only that — never an FAQ answer.
+The question asked is remembered with its time and whether it was about a legal matter, for 转人工.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bot.knowledge import Entry
 from bot.matcher import MatchResult
 from bot.routing import CONTINUE, Ctx, HandlerResult, Router, TextReply, always, text_in, text_prefix
 from bot.services.privacy import remove_phones
 from bot.storage.models import KnowledgeGap
-from handlers.common import LAW_PREFIXES, MORE_WORDS, answer_text, numbered_list
-from handlers.handoff import record_handoff
+from handlers.common import LAW_PREFIXES, MORE_WORDS, answer_text, numbered_list, urgent_text
+from handlers.handoff import record_urgent
 
 router = Router("faq")
 
@@ -62,35 +65,52 @@ def _record_gap(ctx: Ctx, result: MatchResult) -> None:
     )
 
 
+#: a clarify choice from another topic than the best one is shown only if it scores at least this share of it
+RELATED_SHARE = 0.6
+
+
+def clarify_choices(result: MatchResult) -> list[Entry]:
+    """Up to three choices to pick from, without padding: an entry of another topic than the best one is
+    offered only when it is nearly as close (彩礼 must not offer 作保替人还钱)."""
+    top = result.candidates[0]
+    return [
+        c.entry
+        for c in result.candidates[:3]
+        if c.entry.topic == top.entry.topic or c.score >= RELATED_SHARE * top.score
+    ]
+
+
 async def reply_to_question(ctx: Ctx, text: str) -> str:
     """Match ``text`` and build the reply; used for typed and spoken questions."""
     knowledge = ctx.services.knowledge
     texts = knowledge.texts
     result = knowledge.match(text)
-    parts: list[str] = []
     if result.urgent:
-        parts.append(texts.get("emergency"))
-        await record_handoff(ctx, text, urgent=True)
+        alert = await record_urgent(ctx, text, result.urgent_kind)
+        ctx.remember(menu=None, last_query=None)
+        reply = urgent_text(ctx, result.urgent_kind, alert.reached)
+        if result.urgent_kind != "suicide" and result.outcome == "answer" and result.entry is not None:
+            reply += "\n\n" + answer_text(ctx, result.entry)  # e.g. what to do about domestic violence
+        return reply
+    if result.outcome == "smalltalk":
+        return texts.get(result.smalltalk if result.smalltalk in ("greeting", "thanks", "bye") else "help")
+    # for 转人工: the question, when it was asked and whether the bot saw a legal matter in it
+    ctx.remember(last_query=text, last_query_at=ctx.now.isoformat(), last_query_legal=result.outcome != "handoff")
     if result.outcome == "answer" and result.entry is not None:
-        parts.append(answer_text(ctx, result.entry))
+        reply = answer_text(ctx, result.entry)
         if result.alternatives:  # fairly sure: a wrong guess costs one tap ("不是这个？回复 2 或 3")
             others = [c.entry for c in result.alternatives]
             ctx.remember(menu={"kind": "entries", "ids": [result.entry.id, *(e.id for e in others)]})
             numbers = " 或 ".join(str(n) for n in range(2, len(others) + 2))
-            parts.append(texts.get("alternatives", numbers=numbers, items=numbered_list(others, start=2)))
-    elif result.outcome == "smalltalk":
-        parts.append(texts.get(result.smalltalk if result.smalltalk in ("greeting", "thanks", "bye") else "help"))
-    elif result.outcome == "clarify" and result.candidates:
-        picks = [c.entry for c in result.candidates[:3]]
-        ctx.remember(menu={"kind": "entries", "ids": [e.id for e in picks]}, last_query=text)
-        parts.append(texts.get("clarify", items=numbered_list(picks)))
-        _record_gap(ctx, result)
-    else:
-        ctx.remember(menu=None, last_query=text)
-        if not parts:  # the emergency text already says what to do next
-            parts.append(texts.get("no_match"))
-        _record_gap(ctx, result)
-    return "\n\n".join(parts)
+            reply += "\n\n" + texts.get("alternatives", numbers=numbers, items=numbered_list(others, start=2))
+        return reply
+    _record_gap(ctx, result)
+    if result.outcome == "clarify" and result.candidates:
+        picks = clarify_choices(result)
+        ctx.remember(menu={"kind": "entries", "ids": [e.id for e in picks]})
+        return texts.get("clarify", items=numbered_list(picks))
+    ctx.remember(menu={"kind": "no_match"})
+    return texts.get("no_match")
 
 
 @router.on(lambda ctx: ctx.msg.msg_type in ("text", "voice") and bool(ctx.text))

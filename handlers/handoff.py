@@ -1,10 +1,12 @@
 """转人工 → a ticket: the guided intake, follow-up chat, 补充, 我的咨询, satisfaction and 删除我的信息.
 
 Intake (states ``ticket.*``, one question at a time, "取消" leaves at any step):
-``ticket.describe`` what happened (text, voice, pictures; pre-filled with the question the FAQ
-could not answer) → ``ticket.village`` (skipped when the QR scene or an earlier answer gave it)
-→ ``ticket.phone`` (optional, with consent: why and how long) → ``ticket.confirm`` → the ticket
-number and when to expect an answer. An urgent message at any step files an urgent ticket at once.
+``ticket.question`` "是这件事吗？" — only when the villager's last question is older than
+:data:`PREFILL_WITHIN` or was not about a legal matter (天气 …); a recent legal question is taken as is
+→ ``ticket.describe`` what happened (text, voice, pictures), as many messages as they like until "好了"
+→ ``ticket.phone`` (optional, with consent: why and how long) → ``ticket.village`` (skipped when the QR
+scene or an earlier answer gave it) → ``ticket.confirm`` → the ticket number and when to expect an
+answer. An urgent message at any step files an urgent ticket at once.
 
 Follow-up: while a ticket is open and staff replied within 48 hours, the villager's messages join
 its thread (not the FAQ) until "结束". "补充 …" always adds to the latest open ticket.
@@ -45,7 +47,7 @@ from bot.storage.tickets import (
     TRANSFERRED,
     Ticket,
 )
-from handlers.common import HELP_WORDS, LAW_PREFIXES, MORE_WORDS
+from handlers.common import HELP_WORDS, LAW_PREFIXES, MORE_WORDS, urgent_text
 
 router = Router("handoff")
 
@@ -66,6 +68,10 @@ FORGET_WORDS = ("删除我的信息", "删除我的个人信息", "删除个人�
 END_WORDS = ("结束", "结束对话", "结束咨询", "对话结束")
 CANCEL_WORDS = ("取消", "不要了", "算了", "退出", "不找了", "不用了", "不办了")
 SKIP_WORDS = ("跳过", "好了", "没有了", "没了", "就这些", "说完了", "完了", "不说了", "下一步", "不用补充")
+YES_WORDS = ("1", "是", "是的", "对", "对的", "嗯", "就是", "就是这件事", "是这件事", "没错", "是这个")
+NO_WORDS = ("2", "不是", "不对", "不是这个", "不是这件事", "不是的")
+#: "跳过" or "不知道" at the village step: the township queue takes it ("好了" is not an answer there)
+VILLAGE_UNKNOWN_WORDS = ("0", "０", "不清楚", "不知道", "都不是", "跳过", "不在这些村")
 PHONE_SKIP_WORDS = ("跳过", "不留", "不要", "不用", "不想留", "没有", "没手机", "不给")
 CONFIRM_WORDS = (
     "1",
@@ -100,6 +106,8 @@ VILLAGER_STATUS = {
 MAX_PARTS = 20
 #: older villagers take their time (or go and find the papers): the intake waits two hours between answers
 WIZARD_TTL = dt.timedelta(hours=2)
+#: 转人工 takes the last question as it is only when it was asked this recently (and was about a legal matter)
+PREFILL_WITHIN = dt.timedelta(minutes=5)
 
 
 def _t(ctx: Ctx, name: str, **values: Any) -> str:
@@ -145,33 +153,48 @@ def _part(ctx: Ctx) -> svc.Part:
 
 
 # ---------------------------------------------------------------- urgent messages (used by the FAQ)
-async def record_handoff(ctx: Ctx, text: str, *, urgent: bool = False) -> Ticket:
-    """Add the message to the villager's open ticket, or file a new one; urgent → escalated at once."""
-    ticket = await svc.latest_open_ticket(ctx.session, ctx.msg.openid)
-    if ticket is not None:
-        svc.add_villager_message(ctx.session, ticket, ctx.now, text=text, inbound_id=ctx.inbound_id)
-        if urgent:
-            svc.mark_urgent(ctx.session, ticket, ctx.now, "紧急情况：村民消息涉及人身安全")
-        return ticket
+async def record_urgent(ctx: Ctx, text: str, kind: str | None) -> svc.AlertOutcome:
+    """An urgent message joins the villager's open ticket or files a new one; its alert goes out at once."""
     intake = svc.Intake(
         openid=ctx.msg.openid,
         village_id=ctx.villager.village_id,
-        parts=[svc.Part(text, ctx.inbound_id, None)],
-        urgent=urgent,
-        source="urgent" if urgent else "wechat",
+        parts=[_part(ctx) if ctx.text == text else svc.Part(text, ctx.inbound_id, None)],
+        urgent=True,
+        source="urgent",
         inbound_id=ctx.inbound_id,
+        urgent_kind=kind,
     )
-    return await svc.create_ticket(ctx.session, ctx.services.knowledge, ctx.services.settings, intake, ctx.now)
+    return await svc.file_urgent(ctx.session, ctx.services.knowledge, ctx.services.settings, intake, ctx.now)
 
 
 # ---------------------------------------------------------------- the intake wizard
+def _last_question(ctx: Ctx) -> tuple[str, bool]:
+    """The villager's last question, and whether to take it as is (asked within a few minutes, and the bot
+    saw a legal matter in it) rather than ask "是这件事吗？"."""
+    context = ctx.conv.context or {}
+    question = str(context.get("last_query") or "").strip()
+    if not question:
+        return "", False
+    try:
+        asked = dt.datetime.fromisoformat(str(context.get("last_query_at")))
+    except ValueError:
+        return question, False  # remembered before its time was: ask
+    return question, bool(context.get("last_query_legal")) and ctx.now - asked <= PREFILL_WITHIN
+
+
 @router.on(any_of(text_in(*HANDOFF_WORDS), click("HANDOFF")))
 async def handoff(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
-    question = str((ctx.conv.context or {}).get("last_query") or "").strip()
-    parts = [svc.Part(question[:500]).to_json()] if question else []
-    ctx.set_state("ticket.describe", {"parts": parts}, ttl=WIZARD_TTL)
-    ctx.remember(menu=None)
-    prompt = _t(ctx, "ticket_start_prefill", question=question[:200]) if question else _t(ctx, "ticket_start")
+    question, recent = _last_question(ctx)
+    ctx.remember(menu=None, last_query=None)
+    if not question:
+        ctx.set_state("ticket.describe", {"parts": []}, ttl=WIZARD_TTL)
+        prompt = _t(ctx, "ticket_start")
+    elif recent:
+        ctx.set_state("ticket.describe", {"parts": [svc.Part(question[:500]).to_json()]}, ttl=WIZARD_TTL)
+        prompt = _t(ctx, "ticket_start_prefill", question=question[:200])
+    else:
+        ctx.set_state("ticket.question", {"parts": [], "question": question[:500]}, ttl=WIZARD_TTL)
+        prompt = _t(ctx, "ticket_start_confirm", question=question[:200])
     open_ticket = await svc.latest_open_ticket(ctx.session, ctx.msg.openid)
     if open_ticket is not None:
         prompt = _t(ctx, "ticket_start_open", number=open_ticket.number) + "\n" + prompt
@@ -201,6 +224,7 @@ async def wizard(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
     if _urgent(ctx):
         return await _file_urgent(ctx, data)
     step = {
+        "ticket.question": _question,
         "ticket.describe": _describe,
         "ticket.village": _village,
         "ticket.phone": _phone,
@@ -224,34 +248,55 @@ def _add_part(data: dict[str, Any], part: svc.Part) -> None:
 
 
 async def _file_urgent(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
-    parts = [*_parts(data), _part(ctx)]
+    """Urgent words during the intake: what was said so far becomes a new urgent ticket at once."""
+    kind = ctx.services.knowledge.kb.urgent_kind(ctx.text)
     intake = svc.Intake(
         openid=ctx.msg.openid,
         village_id=data.get("village_id", ctx.villager.village_id),
-        parts=parts,
+        parts=[*_parts(data), _part(ctx)],
         phone=data.get("phone"),
-        urgent=True,
-        source="urgent",
         inbound_id=ctx.inbound_id,
+        urgent_kind=kind,
     )
-    ticket = await svc.create_ticket(ctx.session, ctx.services.knowledge, ctx.services.settings, intake, ctx.now)
+    alert = await svc.file_urgent(
+        ctx.session, ctx.services.knowledge, ctx.services.settings, intake, ctx.now, join_open=False
+    )
     ctx.clear_state()
     ctx.remember(last_query=None)
-    return TextReply(_t(ctx, "emergency") + "\n" + _t(ctx, "ticket_urgent_created", number=ticket.number))
+    return TextReply(urgent_text(ctx, kind, alert.reached, number=alert.ticket.number))
+
+
+async def _question(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
+    """"是这件事吗？": yes keeps the old question; no, or a new story, leaves it out."""
+    question = str(data.pop("question", ""))
+    if _is(ctx, YES_WORDS) or (_is(ctx, SKIP_WORDS) and not _is(ctx, ("跳过",))):
+        _add_part(data, svc.Part(question))
+        if _is(ctx, SKIP_WORDS):  # "好了": that question is all
+            return await _after_describe(ctx, data)
+        ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
+        return TextReply(_t(ctx, "ticket_describe_more"))
+    if _is(ctx, NO_WORDS) or _is(ctx, ("跳过",)):
+        ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
+        return TextReply(_t(ctx, "ticket_start_other"))
+    return await _describe(ctx, data)  # they told us what it is instead
 
 
 async def _describe(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
+    """What happened, in as many messages as the villager likes, until "好了" (or "跳过")."""
     if _is(ctx, SKIP_WORDS):
+        if not data.get("parts") and not _is(ctx, ("跳过", "不说了")) and not data.get("nudged"):
+            data["nudged"] = True  # "好了" before saying anything: ask once, then go on
+            ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
+            return TextReply(_t(ctx, "ticket_describe_empty"))
         return await _after_describe(ctx, data)
     part = _part(ctx)
     _add_part(data, part)
+    ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
     if ctx.msg.recognition_missing:
-        ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
         return TextReply(_t(ctx, "ticket_voice_unclear"))
     if not part.text:  # a picture or a video: there may be more, and words about it
-        ctx.set_state("ticket.describe", data, ttl=WIZARD_TTL)
         return TextReply(_t(ctx, "ticket_got_media"))
-    return await _after_describe(ctx, data)
+    return TextReply(_t(ctx, "ticket_describe_more"))
 
 
 async def _villages(ctx: Ctx) -> list[Village]:
@@ -260,12 +305,18 @@ async def _villages(ctx: Ctx) -> list[Village]:
 
 
 async def _after_describe(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
+    data.pop("nudged", None)
+    return _ask_phone(ctx, data)
+
+
+async def _after_phone(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
+    """The village: known from the QR code or an earlier answer, else asked."""
     village_id = ctx.villager.village_id
     if village_id is not None:
         village = await ctx.session.get(Village, village_id)
         if village is not None and village.active:
             data["village_id"] = village_id
-            return _ask_phone(ctx, data)
+            return await _show_confirm(ctx, data)
     return await _ask_village(ctx, data)
 
 
@@ -289,8 +340,11 @@ def _match_village(text: str, villages: list[Village]) -> Village | None:
 async def _village(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     ids = [int(i) for i in data.get("village_ids", [])]
     number = numbered(ctx.text) if ctx.msg.msg_type in ("text", "voice") else None
-    if number is None and (squash(ctx.text) in ("0", "０", "不清楚", "不知道", "都不是") or _is(ctx, SKIP_WORDS)):
+    if number is None and _is(ctx, VILLAGE_UNKNOWN_WORDS):
         number = 0  # skipped or unknown: the township queue takes it
+    if number is None and _is(ctx, SKIP_WORDS):  # "好了" is not a village: ask again, plainly
+        ctx.set_state("ticket.village", data, ttl=WIZARD_TTL)
+        return TextReply(_t(ctx, "ticket_village_needed", max=len(ids)))
     chosen: int | None
     if number is not None and 0 <= number <= len(ids):
         chosen = ids[number - 1] if number else None
@@ -308,9 +362,8 @@ async def _village(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     if chosen is not None:
         ctx.villager.village_id = chosen
         ctx.villager.village_source = "asked"
-    if data.pop("editing", False):
-        return await _show_confirm(ctx, data)
-    return _ask_phone(ctx, data)
+    data.pop("editing", None)
+    return await _show_confirm(ctx, data)
 
 
 def _ask_phone(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
@@ -322,7 +375,7 @@ def _ask_phone(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
 async def _phone(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     if _is(ctx, PHONE_SKIP_WORDS):
         data["phone"] = None
-        return await _show_confirm(ctx, data)
+        return await _after_phone(ctx, data)
     phone = svc.parse_phone(ctx.text) if ctx.text else None
     if phone is None:
         data["tries"] = int(data.get("tries", 0)) + 1
@@ -330,7 +383,7 @@ async def _phone(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
             ctx.set_state("ticket.phone", data, ttl=WIZARD_TTL)
             return TextReply(_t(ctx, "ticket_phone_again"))
     data["phone"] = phone  # sending the number after being told why and how long it is kept is the consent
-    return await _show_confirm(ctx, data)
+    return await _after_phone(ctx, data)
 
 
 async def _show_confirm(ctx: Ctx, data: dict[str, Any], prefix: str = "") -> HandlerResult:
@@ -406,7 +459,7 @@ async def forget(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
 
 async def _forget_answer(ctx: Ctx) -> HandlerResult:
     ctx.clear_state()
-    if squash(ctx.text) not in ("确认删除", "确定删除", "确认"):
+    if squash(ctx.text) not in ("1", "１", "确认删除", "确定删除", "确认"):
         return TextReply(_t(ctx, "ticket_forget_kept"))
     await svc.forget_villager(ctx.session, ctx.msg.openid, ctx.now)
     ctx.forgotten = True  # their villager row and chat state are gone: nothing is written back
@@ -431,7 +484,7 @@ async def supplement(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
     if not arg:
         ctx.set_state("ticket.supplement", {"ticket_id": ticket.id})
         return TextReply(_t(ctx, "ticket_supplement_ask"))
-    return _add_to(ctx, ticket, svc.Part(arg, ctx.inbound_id, None), "ticket_supplement_added")
+    return await _add_to(ctx, ticket, svc.Part(arg, ctx.inbound_id, None), "ticket_supplement_added")
 
 
 async def _supplement_answer(ctx: Ctx) -> HandlerResult:
@@ -440,15 +493,16 @@ async def _supplement_answer(ctx: Ctx) -> HandlerResult:
     ticket = await ctx.session.get(Ticket, int(ticket_id)) if ticket_id else None
     if ticket is None or ticket.openid != ctx.msg.openid or not ticket.is_open:
         return TextReply(_t(ctx, "ticket_supplement_none"))
-    return _add_to(ctx, ticket, _part(ctx), "ticket_supplement_added")
+    return await _add_to(ctx, ticket, _part(ctx), "ticket_supplement_added")
 
 
-def _add_to(ctx: Ctx, ticket: Ticket, part: svc.Part, text_name: str) -> HandlerResult:
+async def _add_to(ctx: Ctx, ticket: Ticket, part: svc.Part, text_name: str) -> HandlerResult:
     svc.add_villager_message(ctx.session, ticket, ctx.now, text=part.text, inbound_id=part.inbound_id, media=part.media)
     reply = _t(ctx, text_name, number=ticket.number)
-    if part.text and ctx.services.knowledge.kb.is_urgent(part.text):
-        svc.mark_urgent(ctx.session, ticket, ctx.now, "紧急情况：村民消息涉及人身安全")
-        reply = _t(ctx, "emergency") + "\n" + reply
+    kind = ctx.services.knowledge.kb.urgent_kind(part.text) if part.text else None
+    if kind is not None:
+        alert = await svc.make_urgent(ctx.session, ticket, ctx.services.settings, ctx.now, kind)
+        reply = urgent_text(ctx, kind, alert.reached) + "\n" + reply
     return TextReply(reply)
 
 
@@ -534,7 +588,7 @@ async def followup(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
     ticket = await svc.followup_ticket(ctx.session, ctx.msg.openid, ctx.now)
     if ticket is None:
         return CONTINUE
-    return _add_to(ctx, ticket, _part(ctx), "ticket_followup_added")
+    return await _add_to(ctx, ticket, _part(ctx), "ticket_followup_added")
 
 
-__all__ = ["CONTINUE", "handoff", "my_requests", "record_handoff", "router"]
+__all__ = ["CONTINUE", "handoff", "my_requests", "record_urgent", "router"]

@@ -1,4 +1,5 @@
-"""帮助 / 菜单 / 你好: a numbered menu, the account menu's buttons, and numbered picks."""
+"""帮助 / 菜单 / 你好: a numbered menu, the account menu's buttons, and numbered picks: every numbered list the
+bot shows (the menu, 常见问题, clarify choices, the can't-answer list) takes its own numbers here."""
 
 from __future__ import annotations
 
@@ -64,6 +65,15 @@ async def privacy(ctx: Ctx, _data: dict[str, Any]) -> HandlerResult:
     return TextReply(ctx.services.texts.get("privacy"))
 
 
+def number_range(n: int) -> str:
+    """How to ask for a number from a list of ``n``: never "1 到 1 之间"."""
+    if n <= 1:
+        return "请回复 1"
+    if n == 2:
+        return "请回复 1 或 2"
+    return f"请回复 1 到 {n} 之间的数字"
+
+
 def _pick(ctx: Ctx) -> dict[str, Any] | None:
     if ctx.msg.msg_type not in ("text", "voice"):
         return None
@@ -88,7 +98,16 @@ async def pick(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
         kb = ctx.services.knowledge.kb
         if 1 <= number <= len(ids) and ids[number - 1] in kb.by_id:
             return TextReply(answer_text(ctx, kb.by_id[ids[number - 1]]))
-        return TextReply(f"请回复 1 到 {len(ids)} 之间的数字，或者直接说您的问题。")
+        return TextReply(f"{number_range(len(ids))}，或者直接说您的问题。")
+    if menu.get("kind") == "no_match":  # "这个问题我还答不好" and its three ways forward
+        if number == 1:
+            ctx.remember(menu=None)
+            return TextReply(ctx.services.texts.get("no_match_rephrase"))
+        if number == 2:
+            return await handoff(ctx, {})
+        if number == 3:
+            return TextReply(ctx.services.texts.get("contact"))
+        return TextReply(f"{number_range(3)}，或者直接说您的问题。")
     if menu.get("kind") == "help":
         actions = {
             1: lambda: hot_topics(ctx),

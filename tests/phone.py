@@ -18,12 +18,17 @@ from bot.wechat.pusher import Push, PushReply, PushSigner
 
 class Phone:
     def __init__(
-        self, client: TestClient[Any, Any], settings: Settings, openid: str = "o_villager_zhang", *, safe: bool = False
+        self,
+        client: TestClient[Any, Any],
+        settings: Settings,
+        openid: str = "o_villager_zhang",
+        *,
+        safe: bool | None = None,
     ) -> None:
         self.client = client
         self.openid = openid
-        self.safe = safe
-        self.signer = PushSigner(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key)
+        self.signer = PushSigner.for_settings(settings)
+        self.safe = self.signer.encrypts if safe is None else safe  # as WeChat sends in the bot's mode
         self.history: list[tuple[str, str]] = []
 
     async def post(self, push: Push) -> PushReply:

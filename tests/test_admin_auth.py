@@ -121,6 +121,16 @@ async def test_anonymous_visitors_are_sent_to_sign_in_and_back(client: Any, brow
         assert signed_in.headers["Location"] == "/admin/tickets"
 
 
+async def test_signed_out_nothing_says_which_back_office_pages_exist(client: Any, browsers: Any) -> None:
+    """A visitor who is not signed in learns nothing from the status: a page that exists and one that
+    does not both lead to the sign-in (no enumeration of routes such as a case's documents)."""
+    visitor: Staffer = await browsers()
+    for path in ("/admin/disputes/1/documents/agreement.docx", "/admin/no-such-page", "/admin/disputes/1/x/y"):
+        resp = await visitor.get_raw(path)
+        assert resp.status == 303, path
+        assert URL(resp.headers["Location"]).path == "/admin/sign-in"
+
+
 async def test_pages_carry_security_headers(client: Any, browsers: Any) -> None:
     await add_staff(client, "zhang", "mediator", (1,))
     zhang: Staffer = await browsers("zhang")

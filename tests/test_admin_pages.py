@@ -133,7 +133,9 @@ async def _month_of_work(client: Any, settings: Settings) -> None:
     ):
         phone = Phone(client, settings, f"o_rep{i}")
         await phone.subscribe(village)
-        await dialog(phone, [("转人工", "发生"), (what, "手机号"), ("跳过", "请核对"), ("1", "已提交")])
+        await dialog(
+            phone, [("转人工", "发生"), (what, "好了"), ("好了", "手机号"), ("跳过", "请核对"), ("1", "已提交")]
+        )
     async with sessions(client)() as session, session.begin():
         first = (await session.execute(select(Ticket).order_by(Ticket.id))).scalars().first()
         assert first is not None
@@ -174,7 +176,10 @@ async def test_a_villager_s_data_is_exported_and_deleted_on_request(
     await add_staff(client, "chief", "admin")
     phone = Phone(client, settings, "o_private")
     await phone.subscribe("village_1")
-    await dialog(phone, [("转人工", "发生"), ("离婚后孩子归谁", "手机号"), ("13700001111", "核对"), ("1", "已提交")])
+    await dialog(
+        phone,
+        [("转人工", "发生"), ("离婚后孩子归谁", "好了"), ("好了", "手机号"), ("13700001111", "核对"), ("1", "已提交")],
+    )
     [ticket] = await all_tickets(client)
     chief: Staffer = await browsers("chief")
     status, page = await chief.get(f"/admin/villagers?q={ticket.number}")

@@ -181,12 +181,28 @@ async def test_timeout_and_connection_errors_are_retryable(fake_server: FakeWeCh
     fake_server.fake.add_fault("sleep", seconds=0.5)
     async with WeChatClient(DEV_APPID, DEV_SECRET, api_base=fake_server.base_url, timeout=0.2) as c:
         assert c.timeout.total == 0.2
-        with pytest.raises(RetryableError, match="timeout"):
+        with pytest.raises(RetryableError, match="timeout") as timed_out:
             await c.send_text("o1", "hi")
+    assert timed_out.value.may_have_reached  # WeChat may carry it out after all
     async with WeChatClient(DEV_APPID, DEV_SECRET, api_base="http://127.0.0.1:9", timeout=1.0) as c:
         with pytest.raises(RetryableError) as info:
             await c.get_access_token()
     assert "ClientConnector" in info.value.errmsg
+    assert not info.value.may_have_reached  # never connected: nothing was sent
+
+
+@pytest.mark.parametrize(("status", "reached"), [(500, True), (502, True), (503, True), (429, False)])
+async def test_an_http_error_may_have_been_carried_out(
+    client: WeChatClient, fake: FakeWeChat, status: int, reached: bool
+) -> None:
+    fake.add_fault("http", status=status)
+    with pytest.raises(RetryableError) as info:
+        await client.send_text("o1", "hi")
+    assert info.value.may_have_reached is reached
+    fake.add_fault("errcode", errcode=-1)  # WeChat answered: busy, and did nothing
+    with pytest.raises(RetryableError) as busy:
+        await client.send_text("o1", "hi")
+    assert not busy.value.may_have_reached
 
 
 def test_reasons_are_readable() -> None:

@@ -436,3 +436,15 @@ async def test_fifty_villagers_confirm_the_same_time_at_once(booking_client: Any
     assert len(losers) == 47
     assert all("刚刚被别人约满了" in r and "1. 2月12日 周四 9:30-10:00（剩3个）" in r for r in losers)
     assert len(await bookings(booking_client)) == 3
+
+
+async def test_a_one_choice_question_never_asks_for_a_number_from_1_to_1(
+    booking_client: Any, booking_settings: Any
+) -> None:
+    """The walkthrough: a new name typed at "还用上次的信息吗", then "2" → it said "请回复 1 到 1 之间的数字"."""
+    phone = villager(booking_client, booking_settings)
+    await book_thursday_nine(phone)
+    await dialog(phone, [("预约", "法律咨询"), ("1", "2月10日"), ("1", "9:00"), ("1", "还用上次的信息吗")])
+    await phone.say("李四")
+    reply = await phone.say("2")
+    assert "1 到 1" not in reply and reply.startswith("请回复 1。")

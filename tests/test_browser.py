@@ -56,7 +56,8 @@ async def test_a_mediator_answers_from_a_phone_browser_and_wechat_receives_it(
         villager,
         [
             ("转人工", "发生了什么事"),
-            ("<script>alert(1)</script>邻居把排水沟堵了，雨水全流进我家院子", "手机号"),
+            ("<script>alert(1)</script>邻居把排水沟堵了，雨水全流进我家院子", "好了"),
+            ("好了", "手机号"),
             ("跳过", "请核对"),
             ("1", "已提交"),
         ],

@@ -736,6 +736,23 @@ async def test_scheduled_time_is_respected(
 
 
 # ---------------------------------------------------------------- follow-ups and opt-out
+async def send_with_follow_up(
+    settings: Settings, session_factory: Any, worker: OutboxWorker, api: WeChatClient
+) -> tuple[int, dt.datetime]:
+    """A campaign to village 1 with a follow-up notice, sent now and delivered; its id and the time."""
+    now = utcnow()
+    campaign_id = await ready(
+        session_factory,
+        settings,
+        worker,
+        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
+        now=now,
+    )
+    await send(settings, session_factory, api, worker, now)
+    await drain(worker)
+    return campaign_id, now
+
+
 async def test_follow_ups_respect_opt_out_and_the_window(
     settings: Settings,
     session_factory: Any,
@@ -749,16 +766,7 @@ async def test_follow_ups_respect_opt_out_and_the_window(
     quiet = await add_villagers(session_factory, 1, 1, prefix="o_quiet", last_inbound_at=recent - dt.timedelta(days=3))
     out = await add_villagers(session_factory, 1, 1, prefix="o_out", last_inbound_at=recent, opted_out=True)
     other = await add_villagers(session_factory, 2, 1, prefix="o_other", last_inbound_at=recent)
-    now = utcnow()
-    campaign_id = await ready(
-        session_factory,
-        settings,
-        worker,
-        text_input(audience="villages", village_ids=[1], follow_up_text="周六上午村委会有法律咨询，欢迎来。"),
-        now=now,
-    )
-    await send(settings, session_factory, api, worker, now)
-    await drain(worker)
+    campaign_id, now = await send_with_follow_up(settings, session_factory, worker, api)
     to = sorted(b["touser"] for b in bodies(fake, CS))
     assert to == sorted(active)
     assert not set(to) & set(quiet + out + other)
@@ -815,3 +823,36 @@ def test_news_message_text() -> None:
 def test_tag_name_fits_thirty_bytes() -> None:
     name = svc.tag_name(Village(id=11, name="非常非常非常非常长的村名字"))
     assert len(name.encode()) <= 30 and name.startswith("村11-")
+
+
+# ---------------------------------------------------------------- staff with a bound WeChat are not villagers
+async def _bind_staff(session_factory: Any, openid: str) -> None:
+    from bot.storage.campaigns import StaffWeChat
+    from bot.storage.staff import StaffUser
+
+    async with session_factory() as s, s.begin():
+        staff = StaffUser(username=openid, display_name="调解员", password_hash="x", role="mediator")
+        s.add(staff)
+        await s.flush()
+        s.add(StaffWeChat(staff_id=staff.id, openid=openid, bound_at=utcnow()))
+
+
+async def test_staff_with_a_bound_wechat_get_no_follow_up_and_leave_their_village_tag(
+    settings: Settings,
+    session_factory: Any,
+    worker: OutboxWorker,
+    api: WeChatClient,
+    fake: FakeWeChat,
+    villages: dict[int, str],
+) -> None:
+    recent = utcnow() - dt.timedelta(hours=1)
+    people = await add_villagers(session_factory, 1, 2, prefix="o_folk", last_inbound_at=recent)
+    [mediator] = await add_villagers(session_factory, 1, 1, prefix="o_staff", last_inbound_at=recent)
+    await svc.sync_village_tags(session_factory, api, now=NOW)
+    tag1 = next(iter(fake.user_tags[people[0]]))
+    assert fake.user_tags[mediator] == {tag1}  # tagged while still a villager
+    await _bind_staff(session_factory, mediator)
+    result = await svc.sync_village_tags(session_factory, api, now=NOW)
+    assert result.untagged == 1 and not fake.user_tags[mediator]  # out of the village broadcasts
+    await send_with_follow_up(settings, session_factory, worker, api)
+    assert sorted(b["touser"] for b in bodies(fake, CS)) == sorted(people)

@@ -140,7 +140,10 @@ async def everything(client: Any, settings: Any, clock: Clock, browsers: Any) ->
     await me.subscribe("village_1")
     await me.say("欠钱不还怎么办")
     # a ticket, with a phone number in the story, the consented phone, 补充 with another number, a picture
-    await dialog(me, [("转人工", "发生了什么事"), (STORY, "手机号"), ("13600001111", "请核对"), ("1", "已提交")])
+    await dialog(
+        me,
+        [("转人工", "您刚才问的是"), (STORY, "好了"), ("好了", "手机号"), ("13600001111", "请核对"), ("1", "已提交")],
+    )
     assert "已补充" in await me.say(f"补充：{SUPPLEMENT}")
     await me.say("补充")
     got = await me.send(
@@ -175,6 +178,9 @@ async def everything(client: Any, settings: Any, clock: Clock, browsers: Any) ->
     await dialog(me, [("预约", "法律援助"), ("2", "约满，可排队"), ("2", "排队候补"), ("1", "上次")])
     assert "排队候补" in await me.say("1")
     assert "已经帮您排队候补" in await me.say("1")
+    # the village's WeChat tag (synced while this WeChat is still only a villager's: bound staff get no tags)
+    await campaigns_svc.tick(job_context(client, settings, clock))
+    await deliver(client, settings)
     # the chief's own WeChat is this one (previews go to it); a campaign to a list naming them, a follow-up
     async with factory() as session, session.begin():
         code = await staff_svc.binding_code(session, chief_id)

@@ -52,7 +52,9 @@ def test_one_rule_finds_and_masks_numbers_in_free_text(text: str, found: list[st
 async def file_with_phones(client: Any, settings: Any, *, consent: str = "跳过") -> Ticket:
     me = Phone(client, settings, "o_typed_phone")
     await me.subscribe("village_1")
-    await dialog(me, [("转人工", "发生了什么事"), (STORY, "手机号"), (consent, "请核对"), ("1", "已提交")])
+    await dialog(
+        me, [("转人工", "发生了什么事"), (STORY, "好了"), ("好了", "手机号"), (consent, "请核对"), ("1", "已提交")]
+    )
     assert "已补充" in await me.say(SUPPLEMENT)
     [ticket] = await all_tickets(client)
     return ticket

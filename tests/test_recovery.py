@@ -56,3 +56,60 @@ async def test_fresh_and_ancient_pushes_are_left_alone(client: Any, settings: Se
         )
     assert fresh.new and old.new
     assert await recover(JobContext(settings, services.session_factory), holder=knowledge_holder) == 0
+
+
+async def _stored_push(client: Any, settings: Settings, openid: str, text: str) -> int:
+    services = client.app[SERVICES]
+    signer = PushSigner(settings.wechat_token, settings.wechat_appid)
+    stored = await store(services, to_incoming(parse_xml(signer.sign(signer.text(openid, text)).body)))
+    return stored.id
+
+
+async def _left_recovering(client: Any, inbound_id: int, *, claimed_ago: dt.timedelta, attempts: int) -> None:
+    """A worker claimed the push for recovery that long ago and then died (kill -9, power loss)."""
+    now = dt.datetime.now(dt.UTC)
+    async with client.app[SERVICES].session_factory() as session, session.begin():
+        await session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
+            .values(
+                status="recovering",
+                received_at=now - claimed_ago - dt.timedelta(minutes=2),
+                recovery_claimed_at=now - claimed_ago,
+                recovery_attempts=attempts,
+            )
+        )
+
+
+async def test_a_push_left_recovering_by_a_worker_that_died_is_still_answered(
+    client: Any, settings: Settings, knowledge_holder: Any
+) -> None:
+    services = client.app[SERVICES]
+    orphan = await _stored_push(client, settings, "o_orphan", "联系方式")
+    busy = await _stored_push(client, settings, "o_busy", "联系方式")
+    await _left_recovering(client, orphan, claimed_ago=dt.timedelta(minutes=6), attempts=1)
+    await _left_recovering(client, busy, claimed_ago=dt.timedelta(minutes=1), attempts=1)  # its worker is at it
+    ctx = JobContext(settings, services.session_factory)
+    assert await recover(ctx, holder=knowledge_holder) == 1
+    assert await recover(ctx, holder=knowledge_holder) == 0
+    async with services.session_factory() as session:
+        (row,) = (await session.execute(select(OutboxMessage))).scalars()
+        answered = await session.get(InboundMessage, orphan)
+        waiting = await session.get(InboundMessage, busy)
+    assert row.openid == "o_orphan" and "电话" in row.payload["content"]
+    assert answered is not None and (answered.status, answered.recovery_attempts) == ("deferred", 2)
+    assert waiting is not None and waiting.status == "recovering"
+
+
+async def test_a_push_whose_reruns_keep_dying_is_answered_with_the_apology(
+    client: Any, settings: Settings, knowledge_holder: Any
+) -> None:
+    services = client.app[SERVICES]
+    poison = await _stored_push(client, settings, "o_poison", "联系方式")
+    await _left_recovering(client, poison, claimed_ago=dt.timedelta(minutes=6), attempts=3)
+    assert await recover(JobContext(settings, services.session_factory), holder=knowledge_holder) == 1
+    async with services.session_factory() as session:
+        (row,) = (await session.execute(select(OutboxMessage))).scalars()
+        inbound = await session.get(InboundMessage, poison)
+    assert row.openid == "o_poison" and row.payload["content"].startswith("抱歉，系统开了个小差")
+    assert inbound is not None and inbound.status == "failed"

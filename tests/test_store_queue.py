@@ -31,8 +31,8 @@ class Gate:
         self.batches: list[list[str]] = []
         write_batch = self.queue._write_batch
 
-        async def gated(batch: list[tuple[Any, Any]]) -> None:
-            self.batches.append([m.openid + ":" + m.content for m, _ in batch])
+        async def gated(batch: list[tuple[Any, ...]]) -> None:
+            self.batches.append([m.openid + ":" + m.content for m, *_ in batch])
             await self.opened.wait()
             await write_batch(batch)
 
@@ -101,10 +101,10 @@ async def test_one_push_the_database_refuses_does_not_cost_the_others_their_answ
     gate = Gate(client, monkeypatch)
     store_all = inbound._store_all
 
-    def refuses_the_bad_one(conn: Any, msgs: Any, now: Any) -> Any:
+    def refuses_the_bad_one(conn: Any, msgs: Any, now: Any, *rest: Any) -> Any:
         if any(m.content == "坏消息" for m in msgs):
             raise RuntimeError("the database refused this push")
-        return store_all(conn, msgs, now)
+        return store_all(conn, msgs, now, *rest)
 
     monkeypatch.setattr(inbound, "_store_all", refuses_the_bad_one)
     good = [Phone(client, settings, f"o_good_{n}") for n in range(6)]

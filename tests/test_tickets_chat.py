@@ -47,10 +47,12 @@ async def set_status(client: Any, ticket_id: int, status: str, username: str = "
 
 async def file_ticket(phone: Phone, what: str = "邻居把墙砌到我家地里了") -> str:
     """The whole intake; picks village 1 when the villager's village is not known yet."""
-    assert "发生了什么事" in await phone.say("转人工")
-    if "哪个村" in await phone.say(what):
-        assert "手机号" in await phone.say("1")
-    replies = await dialog(phone, [("跳过", "请核对"), ("1", "已提交")])
+    start = await phone.say("转人工")
+    assert "发生了什么事" in start or "您刚才问的是" in start  # a question just answered is carried over
+    await dialog(phone, [(what, "说完了回复“好了”"), ("好了", "手机号")])
+    if "哪个村" in await phone.say("跳过"):
+        assert "请核对" in await phone.say("1")
+    replies = await dialog(phone, [("1", "已提交")])
     return replies[-1]
 
 
@@ -61,8 +63,10 @@ async def test_intake_from_a_village_qr_code_files_a_ticket_for_the_village_medi
     replies = await dialog(
         phone,
         [
-            ("转人工", ["发生了什么事", "取消"]),
-            ("邻居把墙砌到我家地里了，说了不听", ["手机号", "半年后自动删除", "跳过"]),
+            ("转人工", ["发生了什么事", "说完了回复“好了”", "取消"]),
+            ("邻居把墙砌到我家地里了，说了不听", ["收到", "还有要补充的请接着说", "好了"]),
+            ("他还在上面搭了个棚子", "收到"),
+            ("好了", ["手机号", "半年后自动删除", "跳过"]),
             ("13800138000", ["请核对", "邻居把墙砌到我家地里了", "东竹园村", "138****8000", "回复 1 提交"]),
             ("1", ["已提交，编号", "本村调解员", "通过这里回复您", "我的咨询", "110"]),
         ],
@@ -75,8 +79,9 @@ async def test_intake_from_a_village_qr_code_files_a_ticket_for_the_village_medi
     assert ticket.assignee_id == mediator.id
     assert ticket.first_response_due_at > ticket.created_at
     assert svc.format_due(ticket.first_response_due_at) in replies[-1]
-    [said, *events] = await thread(client, ticket.id)
+    [said, more, *events] = await thread(client, ticket.id)
     assert said.kind == "villager" and "砌到我家地里" in said.body and said.inbound_id is not None
+    assert more.kind == "villager" and "棚子" in more.body and "棚子" in ticket.summary
     assert {e.kind for e in events} == {"event"}
 
 
@@ -92,10 +97,12 @@ async def test_without_a_village_it_asks_with_a_numbered_list_and_no_phone_means
         phone,
         [
             ("我要咨询", "发生了什么事"),
-            ("借给亲戚两万块钱不还", ["哪个村", "1 观音寺村", "11 龙潭村", "0 不清楚"]),
+            ("借给亲戚两万块钱不还", "好了"),
+            ("好了", "手机号"),
+            ("不留", ["哪个村", "1 观音寺村", "11 龙潭村", "0 不清楚"]),
+            ("好了", ["还差最后一步", "哪个村", "1-11"]),  # "好了" is not a village
             ("十二", "没认出是哪个村"),
-            ("3", "手机号"),
-            ("不留", ["请核对", "东竹园村", "电话：不留"]),
+            ("3", ["请核对", "东竹园村", "电话：不留"]),
             ("确认", ["已提交", "乡司法所的工作人员"]),  # nobody serves village 3 yet: the township queue
         ],
     )
@@ -114,9 +121,10 @@ async def test_the_village_can_be_typed_by_name_and_changed_before_submitting(cl
         phone,
         [
             ("转人工", "发生了什么事"),
-            ("地被人占了", "哪个村"),
-            ("老庄", "手机号"),
-            ("跳过", "老庄村"),
+            ("地被人占了", "好了"),
+            ("好了", "手机号"),
+            ("跳过", "哪个村"),
+            ("老庄", ["请核对", "老庄村"]),
             ("改村", "哪个村"),
             ("0", ["请核对", "不清楚（交给乡里）"]),
             ("1", "已提交"),
@@ -133,9 +141,9 @@ async def test_the_question_the_faq_could_not_answer_is_prefilled(client: Any, p
         phone,
         [
             ("转人工", ["您刚才问的是", "牛跑到别人地里", "好了"]),
-            ("好了", "哪个村"),
-            ("1", "手机号"),
-            ("跳过", ["请核对", "牛跑到别人地里"]),
+            ("好了", "手机号"),
+            ("跳过", "哪个村"),
+            ("1", ["请核对", "牛跑到别人地里"]),
             ("对方还要拉走俺的牛", ["已加上", "对方还要拉走"]),
             ("1", "已提交"),
         ],
@@ -150,7 +158,7 @@ async def test_the_question_the_faq_could_not_answer_is_prefilled(client: Any, p
 
 @support.sqlite_only
 async def test_cancel_works_at_every_step_and_nothing_is_filed(client: Any, phone: Phone) -> None:
-    for steps in ([], ["吵架了"], ["吵架了", "2"], ["吵架了", "2", "跳过"]):
+    for steps in ([], ["吵架了"], ["吵架了", "好了"], ["吵架了", "好了", "跳过"]):
         await phone.say("转人工")
         for said in steps:
             await phone.say(said)
@@ -165,8 +173,8 @@ async def test_pictures_and_voice_become_part_of_the_description(client: Any, ph
     got = await phone.send(phone.signer.message(phone.openid, "image", PicUrl="http://127.0.0.1/a.png", MediaId="m1"))
     assert "收到了" in got.content and "好了" in got.content
     assert "没听清" in await phone.voice(None)
-    assert "手机号" in await phone.voice("他家的狗把我咬了")
-    await dialog(phone, [("跳过", "请核对"), ("1", "已提交")])
+    assert "好了" in await phone.voice("他家的狗把我咬了")
+    await dialog(phone, [("好了", "手机号"), ("跳过", "请核对"), ("1", "已提交")])
     [ticket] = await all_tickets(client)
     kinds = [(m.media or {}).get("type") for m in await thread(client, ticket.id) if m.kind == "villager"]
     assert kinds == ["image", "voice", "voice"]
@@ -179,10 +187,11 @@ async def test_a_wrong_phone_number_is_asked_once_more_then_skipped(client: Any,
         phone,
         [
             ("转人工", "发生了什么事"),
-            ("工钱没给", "哪个村"),
-            ("1", "手机号"),
+            ("工钱没给", "好了"),
+            ("好了", "手机号"),
             ("12345", "号码好像不对"),
-            ("还是不对", ["请核对", "电话：不留"]),
+            ("还是不对", "哪个村"),
+            ("1", ["请核对", "电话：不留"]),
             ("1", "已提交"),
         ],
     )
@@ -191,7 +200,9 @@ async def test_a_wrong_phone_number_is_asked_once_more_then_skipped(client: Any,
 
 
 async def test_a_wechat_retry_of_the_confirmation_never_files_a_second_ticket(client: Any, phone: Phone) -> None:
-    await dialog(phone, [("转人工", "发生"), ("工钱没给", "哪个村"), ("1", "手机号"), ("跳过", "请核对")])
+    await dialog(
+        phone, [("转人工", "发生"), ("工钱没给", "好了"), ("好了", "手机号"), ("跳过", "哪个村"), ("1", "请核对")]
+    )
     push = phone.signer.sign(phone.signer.text(phone.openid, "1"))
     replies = await asyncio.gather(*(phone.post(push) for _ in range(4)))
     again = await phone.post(push)
@@ -357,7 +368,13 @@ async def test_delete_my_information_asks_first_then_anonymises(client: Any, pho
     await phone.subscribe("village_4")
     await dialog(
         phone,
-        [("转人工", "发生"), ("邻居占我家宅基地", "手机号"), ("13900001111", "请核对"), ("1", "已提交")],
+        [
+            ("转人工", "发生"),
+            ("邻居占我家宅基地", "好了"),
+            ("好了", "手机号"),
+            ("13900001111", "请核对"),
+            ("1", "已提交"),
+        ],
     )
     assert "没有删除" in await dialog_one(phone, "删除我的信息", "算了")
     assert "已删除您的个人信息" in await dialog_one(phone, "删除我的信息", "确认删除")
@@ -412,9 +429,9 @@ async def test_every_intake_step_can_be_skipped(client: Any, phone: Phone) -> No
         phone,
         [
             ("转人工", "发生了什么事"),
+            ("跳过", "手机号"),
             ("跳过", "哪个村"),
-            ("跳过", "手机号"),  # the village step too: the township queue takes it
-            ("跳过", "请核对"),
+            ("跳过", "请核对"),  # the village step too: the township queue takes it
             ("确认", "已提交"),
         ],
     )

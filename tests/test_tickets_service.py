@@ -255,8 +255,12 @@ def test_admin_create_user_with_villages_prompt_or_stdin(database_url: str) -> N
         env=env,
     )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(
+    weak = runner.invoke(  # issue 12: an admin's password needs 12 characters and must be hard to guess
         main, ["admin", "create-user", "chief", "--role", "admin"], input="pw-pw-pw-1\npw-pw-pw-1\n", env=env
+    )
+    assert weak.exit_code != 0 and "12" in weak.output
+    result = runner.invoke(
+        main, ["admin", "create-user", "chief", "--role", "admin"], input="pw-pw-pw-1-Qz7\npw-pw-pw-1-Qz7\n", env=env
     )
     assert result.exit_code == 0, result.output
     bad = runner.invoke(

@@ -482,3 +482,47 @@ async def test_a_villagers_quick_second_message_sees_what_the_first_one_left(cli
     await asyncio.sleep(0.05)  # the first is stored and being handled
     assert await phone.say("更多") == "这是后半段。"
     assert await first == "这是前半段。"
+
+
+# ------------------------------------------------------------------ limits (security review #10, #11)
+async def test_deep_nesting_is_a_400_not_a_crash(client: Any, phone: Phone) -> None:
+    depth = 5000
+    body = b"<xml>" + b"<a>" * depth + b"x" + b"</a>" * depth + b"</xml>"
+    push = phone.signer.sign(phone.signer.text(phone.openid, "你好"))
+    resp = await client.post("/wechat", params=push.query, data=body)
+    assert resp.status == 400
+    assert await count(client, InboundMessage) == 0
+    # WeChat's deepest push (a picture-upload event) still goes through
+    deep = phone.signer.event(phone.openid, "pic_sysphoto", "k")
+    push = phone.signer.sign(deep)
+    inner = b"<SendPicsInfo><Count>1</Count><PicList><item><PicMd5Sum>abc</PicMd5Sum></item></PicList></SendPicsInfo>"
+    resp = await client.post("/wechat", params=push.query, data=push.body.replace(b"</xml>", inner + b"</xml>"))
+    assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("FromUserName", 64), ("MsgId", 64), ("EventKey", 255), ("Event", 64), ("MsgType", 32), ("MediaId", 255)],
+)
+async def test_a_field_longer_than_its_column_is_refused_before_storage(
+    client: Any, phone: Phone, field: str, limit: int
+) -> None:
+    def push_with(value: str) -> dict[str, Any]:
+        if field in ("EventKey", "Event"):
+            fields = phone.signer.event(phone.openid, "CLICK", "CONTACT")
+        else:
+            fields = phone.signer.message(phone.openid, "image", PicUrl="http://127.0.0.1/a.jpg", MediaId="m1")
+        fields[field] = value
+        return fields
+
+    assert (await phone.send(push_with("9" * (limit + 1)))).status == 400
+    assert await count(client, InboundMessage) == 0
+    assert await count(client, Villager) == 0
+    assert (await phone.send(push_with("9" * limit))).status == 200  # WeChat's longest still fits
+
+
+@pytest.mark.parametrize("create_time", ["99999999999999999999", "-5", str(2**40)])
+async def test_a_create_time_wechat_could_not_have_sent_is_a_400(phone: Phone, create_time: str) -> None:
+    fields = phone.signer.text(phone.openid, "你好")
+    fields["CreateTime"] = create_time
+    assert (await phone.send(fields)).status == 400

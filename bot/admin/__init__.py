@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 CORE_VIEW_MODULES: tuple[str, ...] = (
     "bot.admin.auth",
+    "bot.admin.account_views",
+    "bot.admin.alert_views",
+    "bot.admin.duty_views",
     "bot.admin.tickets_views",
     "bot.admin.report_views",
     "bot.admin.knowledge_views",

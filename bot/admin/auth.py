@@ -1,8 +1,12 @@
-"""Sign-in, sign-out, password change; argon2 hashes computed off the event loop; sign-in rate limits.
+"""Sign-in, sign-out; argon2 hashes computed off the event loop; sign-in rate limits.
 
-Failed sign-ins are audit rows (``auth.sign_in_failed``); the limits count them, so they hold across
-every ``lawbot serve`` process: :data:`MAX_FAILURES_PER_USER` per IP + username and
-:data:`MAX_FAILURES_PER_IP` per IP within :data:`FAILURE_WINDOW`.
+Every sign-in attempt is counted *before* the password is checked, atomically and in a store
+every ``lawbot serve`` process shares (``services.attempts``: a database row, or Redis INCR), so
+parallel guesses cannot slip past the count: within :data:`FAILURE_WINDOW` at most
+:data:`MAX_FAILURES_PER_USER` attempts per address + account, :data:`MAX_ATTEMPTS_PER_ACCOUNT`
+per account from anywhere, and :data:`MAX_FAILURES_PER_IP` per address. The right password clears
+the account's count and gives its attempt back to the address. Failed sign-ins are also audit rows
+(``auth.sign_in_failed``). Passwords must pass :func:`bot.admin.passwords.password_problem`.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ import datetime as dt
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.admin import framework as adm
+from bot.admin.passwords import password_problem
 from bot.storage.models import utcnow
-from bot.storage.staff import AuditLog, StaffUser
+from bot.storage.staff import StaffUser
 
 FAILURE_WINDOW = dt.timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_IP = 20
-MIN_PASSWORD_LENGTH = 8
+MAX_FAILURES_PER_USER = 5  # per address + account
+MAX_ATTEMPTS_PER_ACCOUNT = 10  # per account, whatever the address (guesses spread over many addresses)
+MAX_FAILURES_PER_IP = 20  # per address, whatever the account
+
+__all__ = ["password_problem"]
 
 _hasher = PasswordHasher()
 # verified against when the username is unknown, so both cases take the same time (made on first use)
@@ -62,14 +69,6 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     return ok and password_hash is not None
 
 
-def password_problem(password: str, confirm: str | None = None) -> str | None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少{MIN_PASSWORD_LENGTH}位。"
-    if confirm is not None and password != confirm:
-        return "两次输入的密码不一样。"
-    return None
-
-
 def _safe_next(target: str) -> str:
     """Only back-office paths: never an open redirect."""
     if target.startswith(adm.PREFIX) and not target.startswith("//") and "\\" not in target:
@@ -77,30 +76,11 @@ def _safe_next(target: str) -> str:
     return adm.PREFIX + "/tickets"
 
 
-async def _failures(request: web.Request, username: str) -> tuple[int, int]:
-    since = utcnow() - FAILURE_WINDOW
+def _attempt_keys(request: web.Request, username: str) -> tuple[str, str, str]:
+    """(address + account, account, address) counter keys of a sign-in attempt."""
     ip = adm.client_ip(request)
-    async with adm.db(request)() as session:
-        per_ip = (
-            await session.execute(
-                select(func.count())
-                .select_from(AuditLog)
-                .where(AuditLog.action == "auth.sign_in_failed", AuditLog.ip == ip, AuditLog.at >= since)
-            )
-        ).scalar_one()
-        per_user = (
-            await session.execute(
-                select(func.count())
-                .select_from(AuditLog)
-                .where(
-                    AuditLog.action == "auth.sign_in_failed",
-                    AuditLog.ip == ip,
-                    AuditLog.object_id == username,
-                    AuditLog.at >= since,
-                )
-            )
-        ).scalar_one()
-    return int(per_user), int(per_ip)
+    account = username.casefold()
+    return f"signin:ip-acct:{ip}:{account}", f"signin:acct:{account}", f"signin:ip:{ip}"
 
 
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
@@ -130,8 +110,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             status=status,
         )
 
-    per_user, per_ip = await _failures(request, username)
-    if per_user >= MAX_FAILURES_PER_USER or per_ip >= MAX_FAILURES_PER_IP:
+    keys = _attempt_keys(request, username)
+    attempts = adm.services(request).attempts
+    here, anywhere, from_ip = await attempts.hit(keys, FAILURE_WINDOW)
+    if here > MAX_FAILURES_PER_USER or anywhere > MAX_ATTEMPTS_PER_ACCOUNT or from_ip > MAX_FAILURES_PER_IP:
         async with adm.db(request)() as session, session.begin():
             await adm.audit(session, request, "auth.sign_in_blocked", object_type="staff", object_id=username)
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
@@ -143,6 +125,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         async with adm.db(request)() as session, session.begin():
             await adm.audit(session, request, "auth.sign_in_failed", object_type="staff", object_id=username)
         return await refuse("用户名或密码不对。", 401)
+    await attempts.clear(keys[:2])
+    await attempts.refund(keys[2:])
     async with adm.db(request)() as session, session.begin():
         fresh = await session.get(StaffUser, staff.id)
         assert fresh is not None
@@ -167,33 +151,6 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(adm.url(request, "admin-login"))
 
 
-async def password_page(request: web.Request) -> web.StreamResponse:
-    return await adm.render(request, "admin/password.html", {"error": ""}, title="修改密码")
-
-
-async def change_password(request: web.Request) -> web.StreamResponse:
-    me = adm.user(request)
-    data = await adm.form(request)
-    current = str(data.get("current", ""))
-    new, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
-    problem = password_problem(new, confirm)
-    async with adm.db(request)() as session, session.begin():
-        staff = await session.get(StaffUser, me.id)
-        assert staff is not None
-        if not await verify_password(staff.password_hash, current):
-            problem = "当前密码不对。"
-        if problem is None:
-            staff.password_hash = await hash_password(new)
-            staff.session_epoch += 1  # other devices are signed out
-            adm.sign_in_session(request, staff)
-            await adm.audit(session, request, "staff.password_change", object_type="staff", object_id=staff.id)
-    # (render only outside the transaction: SQLite has one pooled connection)
-    if problem:
-        return await adm.render(request, "admin/password.html", {"error": problem}, title="修改密码", status=400)
-    adm.flash(request, "密码已修改，其他设备上的登录已退出。")
-    adm.redirect(request, "admin-home")
-
-
 async def home(request: web.Request) -> web.StreamResponse:
     if adm.user(request).role == "leader" and "admin-disputes-queue" in request.app.router:
         adm.redirect(request, "admin-disputes-queue")  # 三长联动 members start at their queue
@@ -205,5 +162,3 @@ def setup(app: web.Application) -> None:
     adm.add_view(app, "POST", "/admin/sign-in", sign_in, name="admin-login-post", public=True)
     adm.add_view(app, "POST", "/admin/sign-out", sign_out, name="admin-logout", roles=adm.ALL)
     adm.add_view(app, "GET", "/admin", home, name="admin-home", roles=adm.ALL)
-    adm.add_view(app, "GET", "/admin/password", password_page, name="admin-password", roles=adm.ALL)
-    adm.add_view(app, "POST", "/admin/password", change_password, name="admin-password-post", roles=adm.ALL)

@@ -78,7 +78,7 @@ def _pick_place(request: web.Request, places: Sequence[BookingPlace]) -> Booking
 def _pick_day(request: web.Request, rules: svc.Rules, name: str = "day") -> dt.date:
     raw = request.query.get(name, "")
     try:
-        return dt.date.fromisoformat(raw) if raw else svc.local_day(_now(), rules)
+        return adm.in_calendar(dt.date.fromisoformat(raw)) if raw else svc.local_day(_now(), rules)
     except ValueError:
         return svc.local_day(_now(), rules)
 
@@ -335,6 +335,7 @@ async def new_post(request: web.Request) -> web.StreamResponse:
     service_id, _sep, start_raw = slot.partition("|")
     try:
         starts_at = dt.datetime.fromisoformat(start_raw)
+        adm.in_calendar(starts_at.date())
         service_id_int = int(service_id)
     except ValueError:
         errors.append("请选一个时间。")
@@ -632,7 +633,7 @@ async def special_create(request: web.Request) -> web.StreamResponse:
     data = await adm.form(request)
     rules = _rules(request)
     try:
-        day = dt.date.fromisoformat(adm.field_text(data, "day", 10))
+        day = adm.in_calendar(dt.date.fromisoformat(adm.field_text(data, "day", 10)))
         kind = adm.field_text(data, "kind", 16)
         if kind not in SPECIAL_DAY_KINDS:
             raise ValueError("请选类型。")

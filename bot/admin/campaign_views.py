@@ -81,9 +81,12 @@ def parse_form_time(raw: str) -> dt.datetime | None:
         return None
     for fmt in (FORM_TIME, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return dt.datetime.strptime(raw, fmt).replace(tzinfo=svc.CHINA_TZ).astimezone(dt.UTC)
+            local = dt.datetime.strptime(raw, fmt)
         except ValueError:
             continue
+        if not adm.FIRST_DAY <= local.date() <= adm.LAST_DAY:
+            raise ValueError(raw)
+        return local.replace(tzinfo=svc.CHINA_TZ).astimezone(dt.UTC)
     raise ValueError(raw)
 
 
@@ -98,9 +101,9 @@ def input_from_form(data: Mapping[str, Any], village_values: list[str]) -> tuple
             times[name] = None
     village_ids = []
     for raw in village_values:
-        try:
+        if raw.isdigit() and int(raw) <= adm.MAX_ID:
             village_ids.append(int(raw))
-        except ValueError:
+        else:
             errors.append("村的选择不对。")
     result = CampaignInput(
         title=adm.field_text(data, "title", 200),

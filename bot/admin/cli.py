@@ -19,14 +19,15 @@ def _settings() -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
-def _read_password(password_stdin: bool) -> str:
-    from bot.admin.auth import password_problem
+def _read_password(password_stdin: bool, *, role: str, username: str, display_name: str = "") -> str:
+    """The new password, checked like the back-office's forms (bot/admin/passwords.py)."""
+    from bot.admin.passwords import password_problem
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
-    problem = password_problem(password)
+    problem = password_problem(password, role=role, username=username, display_name=display_name)
     if problem:
         raise click.ClickException(problem)
     return password
@@ -89,6 +90,23 @@ async def _create(
                 )
             )
             return staff.id
+    finally:
+        await engine.dispose()
+
+
+async def _role_of(settings: Any, username: str) -> tuple[str, str]:
+    from bot.admin import accounts
+    from bot.storage.all import load_all
+    from bot.storage.db import create_engine, create_session_factory
+
+    load_all()
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            staff = await accounts.by_username(session, username)
+            if staff is None:
+                raise click.ClickException(f"no such user: {username}")
+            return staff.role, staff.display_name
     finally:
         await engine.dispose()
 
@@ -169,7 +187,7 @@ def create_user(
 
     position = position or ""
     settings = _settings()
-    password = _read_password(password_stdin)
+    password = _read_password(password_stdin, role=role, username=username, display_name=display_name)
     try:
         staff_id = asyncio.run(_create(settings, username, role, villages, display_name, password, position))
     except AccountError as exc:
@@ -185,7 +203,8 @@ def create_user(
 def set_password(username: str, password_stdin: bool) -> None:
     """Reset a password (signs the user out everywhere and re-activates the account)."""
     settings = _settings()
-    password = _read_password(password_stdin)
+    role, display_name = asyncio.run(_role_of(settings, username))
+    password = _read_password(password_stdin, role=role, username=username, display_name=display_name)
     asyncio.run(_set_password(settings, username, password))
     click.echo(f"password of {username} changed")
 

@@ -18,6 +18,7 @@ See bot/admin/README.md for how a feature adds a view. In short::
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -36,6 +37,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography import fernet
 from multidict import MultiDictProxy
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -253,6 +255,19 @@ async def form(request: web.Request) -> MultiDictProxy[Any]:
     return await request.post()
 
 
+#: dates staff may ask about or enter; outside them a date is a typo (or a probe), answered 400
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
+MAX_PAGE = 100_000
+
+
+def in_calendar(day: dt.date) -> dt.date:
+    """``day`` if it lies between :data:`FIRST_DAY` and :data:`LAST_DAY`, else 400."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise web.HTTPBadRequest(text=f"日期超出范围：只能是 {FIRST_DAY:%Y} 到 {LAST_DAY:%Y} 年之间。")
+    return day
+
+
 def field_text(data: Mapping[str, Any], name: str, max_len: int = 4000) -> str:
     value = data.get(name, "")
     return value.strip()[:max_len] if isinstance(value, str) else ""
@@ -406,6 +421,13 @@ def sign_in_session(request: web.Request, staff: StaffUser) -> None:
     session["csrf"] = secrets.token_urlsafe(32)
 
 
+#: an id in a path above this is no row of ours (ids are 32-bit integers): 404 before any query
+MAX_ID = 2**31 - 1
+#: what a database that is down, hung or refusing looks like to a view
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
+DATABASE_DOWN = "数据库暂时连不上，请过几分钟再试。着急的事请直接打电话。（已记录，管理员会处理）"
+CRASHED = "系统出了点问题，这一步没有完成。请返回重试；一直不行请联系乡管理员。（已记录）"
+
 ERROR_TITLES = {
     400: "请求有误",
     403: "没有权限",
@@ -413,6 +435,8 @@ ERROR_TITLES = {
     405: "不支持的操作",
     413: "内容太大",
     429: "太频繁了",
+    500: "出错了",
+    503: "暂时无法使用",
 }
 
 
@@ -437,11 +461,17 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     session = await storage.load_session(request)
     request[SESSION] = session
     try:
+        for value in request.match_info.values():
+            if value.isdigit() and int(value) > MAX_ID:
+                raise web.HTTPNotFound(text="没有找到。")
         if request.method not in SAFE_METHODS:
             await _check_csrf(request)
         await _load_user(request)
         route_name = request.match_info.route.name
         known = request.match_info.http_exception is None
+        if not known and request.get(USER) is None and request.method in SAFE_METHODS:
+            # signed out, nothing under /admin says whether a page exists: every path leads to the sign-in
+            raise web.HTTPSeeOther(url(request, "admin-login", query={"next": request.path_qs}))
         if known:
             spec = request.app[REGISTRY].routes.get(route_name or "")
             roles, public = (spec.roles, spec.public) if spec is not None else (ADMIN, False)
@@ -460,6 +490,12 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
             await _save(storage, request, exc, session)
             raise
         response = await _error_page(request, exc)
+    except DATABASE_ERRORS:
+        log.exception("back-office %s %s: database unavailable", request.method, request.path)
+        response = await _error_page(request, web.HTTPServiceUnavailable(text=DATABASE_DOWN), bare=True)
+    except Exception:
+        log.exception("back-office %s %s failed", request.method, request.path)
+        response = await _error_page(request, web.HTTPInternalServerError(text=CRASHED), bare=True)
     _add_headers(response)
     if isinstance(response, web.Response):
         await _save(storage, request, response, session)
@@ -473,10 +509,14 @@ async def _save(
         await storage.save_session(request, response, session)
 
 
-async def _error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
+async def _error_page(request: web.Request, exc: web.HTTPException, *, bare: bool = False) -> web.Response:
+    """The error in the back-office's layout. ``bare``: without the signed-in user's menu and badges
+    (which need the database)."""
     message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ERROR_TITLES.get(exc.status, "")
     if exc.status == 401:
         message = "登录已过期，请重新登录。"
+    if bare:
+        request.pop(USER, None)
     try:
         return await render(
             request,

@@ -1,5 +1,5 @@
 """月报告: the monthly numbers the township reports (per village / topic / status, response times,
-satisfaction), on a page and as CSV. Mediators see their own villages' numbers."""
+satisfaction, escalations by 三长联动 target), on a page and as CSV. Mediators see their own villages' numbers."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ from sqlalchemy import select
 from bot.admin import framework as adm
 from bot.services import tickets as svc
 from bot.storage.models import Village, utcnow
-from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticket
+from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticket, TicketMessage
 
 
 def month_bounds(month: str, now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
-    """'2026-11' → (label, start, end) in China time; anything else → the current month."""
+    """'2026-11' → (label, start, end) in China time; nonsense → the current month; a month outside
+    the calendar staff use (framework.FIRST_DAY … LAST_DAY) → 400."""
     today = svc.local(now)
     try:
         year, mon = (int(p) for p in month.split("-", 1))
         first = dt.date(year, mon, 1)
     except ValueError:
         first = today.date().replace(day=1)
+    adm.in_calendar(first)
     nxt = (first + dt.timedelta(days=32)).replace(day=1)
     start = dt.datetime.combine(first, dt.time(), svc.CHINA_TZ)
     end = dt.datetime.combine(nxt, dt.time(), svc.CHINA_TZ)
@@ -91,6 +93,8 @@ class Report:
     within_deadline: int
     overdue: int
     escalated: int
+    #: escalations made in the month, by target (乡里, 乡矛调中心, 派出所, 司法所, 人民法庭), every one counted
+    escalations: list[tuple[str, int]]
     mean_hours: float | None
     satisfaction: dict[str, int]
 
@@ -104,7 +108,7 @@ async def build_report(request: web.Request, month: str) -> Report:
             (
                 await session.execute(
                     select(Ticket).where(
-                        svc.visible_to(staff.role, staff.id, staff.village_ids),
+                        svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position),
                         Ticket.created_at >= start,
                         Ticket.created_at < end,
                     )
@@ -112,6 +116,21 @@ async def build_report(request: web.Request, month: str) -> Report:
             ).scalars()
         )
         villages = {v.id: v.name for v in (await session.execute(select(Village).order_by(Village.id))).scalars()}
+        events = (
+            await session.execute(
+                select(TicketMessage.details)
+                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                .where(
+                    svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position),
+                    TicketMessage.kind == "event",
+                    TicketMessage.created_at >= start,
+                    TicketMessage.created_at < end,
+                )
+            )
+        ).scalars()
+        targets: Counter[str] = Counter(
+            str(d.get("target")) for d in events if d.get("event") == "escalated" and d.get("target")
+        )
     total = Group("合计")
     groups: dict[int | None, Group] = {vid: Group(name) for vid, name in villages.items() if staff.can_see_village(vid)}
     topics: Counter[str] = Counter()
@@ -122,7 +141,7 @@ async def build_report(request: web.Request, month: str) -> Report:
         total.add(t)
         groups.setdefault(t.village_id, Group(villages.get(t.village_id or 0, "未选村") if t.village_id else "未选村"))
         groups[t.village_id].add(t)
-        topics[kb.topic_name(t.topic) if t.topic else "未判断"] += 1
+        topics[svc.category_name(kb, t)] += 1
         statuses[t.status] += 1
         if t.first_response_at is not None:
             responded += 1
@@ -142,6 +161,7 @@ async def build_report(request: web.Request, month: str) -> Report:
         within_deadline=within,
         overdue=overdue,
         escalated=escalated,
+        escalations=[(name, targets[key]) for key, name in svc.ESCALATION_TARGETS.items()],
         mean_hours=round(statistics.fmean(total.hours), 1) if total.hours else None,
         satisfaction={name: satisfaction[name] for name in svc.SATISFACTION_NAMES.values()},
     )
@@ -186,6 +206,9 @@ async def report_csv(request: web.Request) -> web.StreamResponse:
     w.writerow(["按村", "工单数", "未办结", "已办结", "紧急", "首次答复中位数小时", "评价数", "有帮助"])
     for g in r.villages:
         w.writerow([g.name, g.total, g.open, g.done, g.urgent, _fmt(g.median_hours), g.rated, g.helpful])
+    w.writerow([])
+    w.writerow(["升级去向（三长联动）", "次数"])
+    w.writerows(r.escalations)
     w.writerow([])
     w.writerow(["按问题类别", "工单数"])
     w.writerows(r.topics)

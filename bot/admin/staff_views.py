@@ -10,7 +10,8 @@ from sqlalchemy.orm import selectinload
 
 from bot.admin import accounts
 from bot.admin import framework as adm
-from bot.admin.auth import hash_password, password_problem
+from bot.admin.auth import hash_password
+from bot.admin.passwords import password_problem
 from bot.storage.models import Village, Villager
 from bot.storage.staff import POSITION_NAMES, ROLE_NAMES, ROLES, StaffUser, staff_villages
 from bot.storage.tickets import OPEN_STATUSES, Ticket
@@ -79,7 +80,9 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
         "position": adm.field_text(data, "position", 32),
     }
     password, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
-    problem = password_problem(password, confirm)
+    problem = password_problem(
+        password, confirm, role=values["role"], username=values["username"], display_name=values["display_name"]
+    )
     if problem is None:
         try:
             async with adm.db(request)() as session, session.begin():
@@ -158,7 +161,11 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
             accounts.check_role(role, village_ids, position)
             if person.id == me.id and (role != "admin" or not active):
                 raise accounts.AccountError("不能停用自己，也不能取消自己的管理员角色（请另一位管理员操作）。")
-            if password and (problem := password_problem(password, confirm)):
+            if password and (
+                problem := password_problem(
+                    password, confirm, role=role, username=person.username, display_name=display_name
+                )
+            ):
                 raise accounts.AccountError(problem)
             changes: dict[str, Any] = {}
             if person.role != role:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.admin import framework as adm
 from bot.knowledge import Entry
+from bot.services import staff as staff_svc
 from bot.services import tickets as svc
 from bot.services.privacy import find_phones, mask_phone, mask_phones, shown_to_staff
 from bot.storage.models import Village, utcnow
@@ -26,7 +27,7 @@ KIND_NAMES = {"villager": "村民", "reply": "公开回复", "note": "内部备�
 
 # ---------------------------------------------------------------- access
 def scope(staff: adm.Staff) -> ColumnElement[bool]:
-    return svc.visible_to(staff.role, staff.id, staff.village_ids)
+    return svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position)
 
 
 async def ticket_for(request: web.Request, session: AsyncSession) -> Ticket:
@@ -39,7 +40,7 @@ async def ticket_for(request: web.Request, session: AsyncSession) -> Ticket:
     if ticket is None:
         adm.not_found("没有这个工单。")
     staff = adm.user(request)
-    if not svc.can_see(ticket, staff.role, staff.id, staff.village_ids):
+    if not svc.can_see(ticket, staff.role, staff.id, staff.village_ids, position=staff.position):
         adm.forbid("这个工单不归您管，不能查看或修改。")
     return ticket
 
@@ -81,7 +82,7 @@ class Filters:
             return str(query.get(name, "")) in ("1", "on", "true")
 
         try:
-            page = max(1, int(query.get("page", "1")))
+            page = min(max(1, int(query.get("page", "1"))), adm.MAX_PAGE)
         except ValueError:
             page = 1
         return cls(
@@ -133,7 +134,7 @@ def _apply(stmt: _Sel, f: Filters, staff: adm.Staff, now: dt.datetime, *, status
     if f.priority.isdigit():
         stmt = stmt.where(Ticket.priority == int(f.priority))
     if f.assignee == "me":
-        stmt = stmt.where(Ticket.assignee_id == staff.id)
+        stmt = stmt.where(or_(Ticket.assignee_id == staff.id, Ticket.duty_staff_id == staff.id))
     elif f.assignee == "none":
         stmt = stmt.where(Ticket.assignee_id.is_(None))
     elif f.assignee.isdigit():
@@ -184,10 +185,15 @@ async def queue(request: web.Request) -> web.StreamResponse:
             "urgent": (await session.execute(open_scope.where(Ticket.urgent.is_(True)))).scalar_one(),
             "escalated": (await session.execute(open_scope.where(Ticket.escalated_at.is_not(None)))).scalar_one(),
             "unassigned": (await session.execute(open_scope.where(Ticket.assignee_id.is_(None)))).scalar_one(),
-            "mine": (await session.execute(open_scope.where(Ticket.assignee_id == staff.id))).scalar_one(),
+            "mine": (
+                await session.execute(
+                    open_scope.where(or_(Ticket.assignee_id == staff.id, Ticket.duty_staff_id == staff.id))
+                )
+            ).scalar_one(),
         }
         villages = await _villages(session)
         staff_rows = await _staff_by_id(session)
+        duty = await staff_svc.on_duty(session, now)
         if staff.is_admin:
             assignee_options = [s for s in staff_rows.values() if s.active]
         elif staff.role == "mediator":
@@ -201,9 +207,10 @@ async def queue(request: web.Request) -> web.StreamResponse:
         {
             "ticket": t,
             "village": villages[t.village_id].name if t.village_id in villages else "未选村",
-            "topic": kb.topic_name(t.topic) if t.topic else "未判断",
+            "topic": svc.category_name(kb, t),
             "summary": mask_phones(t.summary),  # the queue never shows a phone number
             "assignee": staff_rows[t.assignee_id].label if t.assignee_id in staff_rows else "乡里待分派",
+            "duty": staff_rows[t.duty_staff_id].label if t.duty_staff_id in staff_rows else "",
             "overdue": svc.is_overdue(t, now),
             "waiting": t.is_open
             and t.last_villager_message_at is not None
@@ -227,6 +234,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
             "topics": sorted(kb.topics.values(), key=lambda t: t.id),
             "priorities": PRIORITY_NAMES,
             "assignees": assignee_options,
+            "duty": duty,
         },
         title="工单",
     )
@@ -253,6 +261,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     kb = services.knowledge.kb
     async with adm.db(request)() as session, session.begin():
         ticket = await ticket_for(request, session)
+        svc.mark_opened(session, ticket, staff.id, staff.label, now, position=staff.position)  # ends its alerts
         messages = list(
             (
                 await session.execute(
@@ -276,8 +285,11 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         if full and has_phone:
             await adm.audit(session, request, "ticket.phone_view", object_type="ticket", object_id=ticket.id)
     suggested, found = _faq_suggestions(request, ticket)
+    if ticket.urgent_kind == "suicide":
+        suggested = []  # a crisis: no legal Q&A to paste in
     insert = request.query.get("insert", "")
-    draft = kb.render_answer(kb.by_id[insert]) if insert in kb.by_id else ""
+    # the staff member's reply carries no disclaimer of its own in the middle (see svc.staff_reply)
+    draft = kb.render_answer(kb.by_id[insert], disclaimer=False) if insert in kb.by_id else ""
     thread = []
     for m in messages:
         author = people[m.staff_id].label if m.staff_id in people else ""
@@ -304,8 +316,12 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "t": ticket,
             "thread": thread,
             "village": village.name if village else "未选村",
-            "topic": kb.topic_name(ticket.topic) if ticket.topic else "未判断",
+            "topic": svc.category_name(kb, ticket),
+            "urgent_kind": svc.kind_name(ticket.urgent_kind) if ticket.urgent else "",
+            "crisis": ticket.urgent_kind == "suicide",
             "assignee": people[ticket.assignee_id].label if ticket.assignee_id in people else "乡里待分派",
+            "duty": people[ticket.duty_staff_id].label if ticket.duty_staff_id in people else "",
+            "opened_by": people[ticket.first_opened_by].label if ticket.first_opened_by in people else "",
             "overdue": svc.is_overdue(ticket, now),
             "clock": clock,
             "phone": ticket.contact_phone if full else mask_phone(ticket.contact_phone),
@@ -342,6 +358,8 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
     now = utcnow()
     texts = adm.services(request).texts
     base_url = adm.services(request).settings.base_url
+    template_id = adm.services(request).settings.wechat_staff_template_id
+    warn = ""
     async with adm.db(request)() as session, session.begin():
         ticket = await ticket_for(request, session)
         me = await session.get(StaffUser, staff.id)
@@ -367,7 +385,9 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
                     target = options[int(target_id)]
                 svc.assign(session, ticket, target, me, now)
                 if target is not None and target.id != me.id:
-                    await svc.notify_staff(session, ticket, [target.id], "assigned", base_url, now)
+                    await svc.notify_staff(
+                        session, ticket, [target.id], "assigned", base_url, now, template_id=template_id
+                    )
                 details = {"to": target.id if target else None}
                 done = f"已分派给{target.label}。" if target else "已交回乡里待分派队列。"
             elif action == "status":
@@ -379,15 +399,21 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             elif action == "escalate":
                 target_key = adm.field_text(data, "target", 32) or "township"
                 reason = adm.field_text(data, "reason", 500)
-                svc.escalate(session, ticket, now, target=target_key, reason=reason, staff=me)
-                admins = [i for i in await svc.admin_ids(session) if i != me.id]
-                await svc.notify_staff(session, ticket, admins, "escalated", base_url, now, target=target_key)
-                details = {"target": target_key, "reason": reason}
-                done = f"已升级到{svc.ESCALATION_TARGETS.get(target_key, target_key)}（三长联动）。"
+                outcome = await svc.escalate_to(
+                    session, ticket, adm.services(request).settings, now, target=target_key, reason=reason, staff=me
+                )
+                details = {"target": target_key, "reason": reason, "told": [h.id for h in outcome.holders]}
+                name = svc.ESCALATION_TARGETS.get(target_key, target_key)
+                done = f"已升级到{name}（三长联动）。"
+                if target_key in svc.TARGET_POSITIONS:
+                    who = "、".join(h.label for h in outcome.holders)
+                    done += f"已通知{who}（微信 {outcome.wechat} 人）。" if who else ""
+                    if not who:
+                        warn = f"还没有账号担任{name}的负责人，没有人收到通知：请管理员在“人员”里设置。"
             elif action == "agreement":
                 raw = adm.field_text(data, "signed_on", 10)
                 try:
-                    signed_on = dt.date.fromisoformat(raw) if raw else None
+                    signed_on = adm.in_calendar(dt.date.fromisoformat(raw)) if raw else None
                 except ValueError:
                     raise svc.TicketError("日期格式应为 2026-01-31") from None
                 svc.set_agreement(session, ticket, signed_on, me, now)
@@ -402,6 +428,8 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             session, request, f"ticket.{action}", object_type="ticket", object_id=ticket.id, details=details
         )
     adm.flash(request, done)
+    if warn:
+        adm.flash(request, warn, "warn")
     adm.redirect(request, "admin-ticket", id=ticket.id)
 
 

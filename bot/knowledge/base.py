@@ -52,13 +52,19 @@ class KnowledgeBase:
 
         return PLACEHOLDER_RE.sub(sub, text)
 
-    def render_answer(self, entry: Entry) -> str:
-        """answer, 依据 line, 下一步 and the disclaimer — the text a villager gets."""
+    def render_answer(self, entry: Entry, *, max_basis: int | None = None, disclaimer: bool = True) -> str:
+        """answer, 依据 line, 下一步 and the disclaimer — the text a villager gets.
+
+        ``max_basis``: cite at most this many (a phone shows a short line; the rest say where to find them).
+        ``disclaimer=False``: without the closing disclaimer (staff insert the text into their own reply)."""
         parts = [self.fill(entry.answer.strip())]
         if entry.basis:
-            parts.append("\n依据：" + "、".join(entry.basis))
+            shown = entry.basis if max_basis is None else entry.basis[:max_basis]
+            more = "等（回复“更多”看全部依据）" if len(shown) < len(entry.basis) else ""
+            parts.append("\n依据：" + "、".join(shown) + more)
         parts.append("\n\n下一步：" + self.fill(entry.next_step.strip()))
-        parts.append("\n" + DISCLAIMER)
+        if disclaimer:
+            parts.append("\n" + DISCLAIMER)
         return "".join(parts)
 
     def render_details(self, entry: Entry) -> str | None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.services.knowledge import Knowledge, KnowledgeHolder, Texts
 from bot.settings import Settings
 from bot.storage.db import SessionFactory
+
+if TYPE_CHECKING:
+    from bot.services.attempts import Attempts
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,13 @@ class Services:
     def engine(self) -> AsyncEngine:
         engine: AsyncEngine = self.session_factory.kw["bind"]
         return engine
+
+    @functools.cached_property
+    def attempts(self) -> Attempts:
+        """Attempt counters shared by every process (sign-in limits, binding codes)."""
+        from bot.services.attempts import Attempts
+
+        return Attempts(self.session_factory, self.settings.redis_url, timeout=self.settings.db_timeout)
 
     @property
     def knowledge(self) -> Knowledge:

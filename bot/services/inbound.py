@@ -9,6 +9,11 @@
    written to the outbox as a customer-service message in the same transaction as the
    handler's changes.
 
+The store also remembers the push's (timestamp, nonce) in ``push_nonces`` in the same transaction
+(``bot.wechat.nonces``: a pair that comes back with another push is refused), and waits for the
+database at most LAWBOT_DB_TIMEOUT seconds, so a hung database still lets the webhook tell the
+villager in time.
+
 Everything here runs for every push, so it is written for speed: Core statements built
 once, each transaction's statements run in one synchronous step (``run_sync``), no ORM
 unit of work (bench/webhook_load.py and bench/pipeline.py measure it; README, Benchmarks).
@@ -21,11 +26,12 @@ import datetime as dt
 import functools
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import JSON, bindparam, select, update
+from sqlalchemy import JSON, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,8 +42,9 @@ from bot.routing import Ctx, Dispatcher, Reply, TextReply, reply_from_json
 from bot.services.context import Services
 from bot.services.knowledge import fill
 from bot.services.outbox import RELEASE_HELD, enqueue
-from bot.storage.models import ConversationState, InboundMessage, UTCDateTime, Villager, utcnow
+from bot.storage.models import ConversationState, InboundMessage, PushNonce, UTCDateTime, Villager, utcnow
 from bot.wechat.messages import Incoming
+from bot.wechat.nonces import NonceReused, Seal, retention
 from bot.wechat.xml import fit_text
 
 log = logging.getLogger(__name__)
@@ -61,8 +68,11 @@ def opens_window(msg: Incoming) -> bool:
 class Stored:
     id: int
     new: bool
-    status: str
+    status: str  # the row's status; "replayed": refused, its (timestamp, nonce) came with another push
     reply: dict[str, Any] | None
+
+
+REPLAYED = Stored(0, False, "replayed", None)
 
 
 _INBOUND_COLUMNS = (
@@ -115,6 +125,14 @@ def _statements(dialect: str) -> dict[str, Any]:
         "existing": select(InboundMessage.id, InboundMessage.status, InboundMessage.reply).where(
             InboundMessage.dedup_key == bindparam("dedup_key")
         ),
+        # a batch's pairs in one executemany; when some were there before, their digests are read back
+        "nonces": insert(PushNonce)
+        .values(timestamp=bindparam("timestamp"), nonce=bindparam("nonce"), digest=bindparam("digest"))
+        .on_conflict_do_nothing(index_elements=["timestamp", "nonce"]),
+        "nonces_seen": select(PushNonce.timestamp, PushNonce.nonce, PushNonce.digest).where(
+            PushNonce.nonce.in_(bindparam("nonces", expanding=True))
+        ),
+        "nonce_sweep": delete(PushNonce).where(PushNonce.timestamp < bindparam("cutoff")),
         # a villager's first push creates the row; an interaction moves the 48-hour window
         "villager_touch": villager.on_conflict_do_update(
             index_elements=["openid"], set_={"last_inbound_at": villager.excluded.last_inbound_at}
@@ -157,8 +175,39 @@ def _inbound_params(msg: Incoming, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _store_all(conn: Connection, msgs: Sequence[Incoming], now: dt.datetime) -> list[Stored]:
+def _claim_nonces(conn: Connection, sql: dict[str, Any], seals: Sequence[Seal | None]) -> set[int]:
+    """Remember the batch's (timestamp, nonce) pairs; the positions of pushes whose pair came before
+    with another push (a pair that comes back with the same digest is WeChat's retry: allowed)."""
+    first: dict[tuple[int, str], Seal] = {}
+    for seal in seals:
+        if seal is not None:
+            first.setdefault((seal.timestamp, seal.nonce), seal)
+    if not first:
+        return set()
+    params = [{"timestamp": t, "nonce": n, "digest": first[t, n].digest} for t, n in sorted(first)]
+    inserted = conn.execute(sql["nonces"], params).rowcount
+    if inserted == len(params):  # every pair is new (the usual case: one statement, nothing read)
+        kept = {pair: seal.digest for pair, seal in first.items()}
+    else:  # some came before (a retry, or a captured URL): what was stored with them decides
+        rows = conn.execute(sql["nonces_seen"], {"nonces": sorted({n for _, n in first})})
+        kept = {(row.timestamp, row.nonce): row.digest for row in rows}
+    return {
+        i for i, seal in enumerate(seals) if seal is not None and kept.get((seal.timestamp, seal.nonce)) != seal.digest
+    }
+
+
+def _store_all(
+    conn: Connection,
+    msgs: Sequence[Incoming],
+    now: dt.datetime,
+    seals: Sequence[Seal | None] = (),
+    sweep_before: int | None = None,
+) -> list[Stored]:
     """Save pushes (and touch their villagers) in one transaction; one result per push, in order.
+
+    ``seals`` (parallel to ``msgs``): each push's signed (timestamp, nonce), remembered here; a push
+    whose pair came before with another push is not stored (:data:`REPLAYED`). ``sweep_before``:
+    forget pairs with an older timestamp (they are outside the window).
 
     Runs as one synchronous unit (``AsyncConnection.run_sync``): a batch costs one greenlet
     switch and one commit, not one per statement (bench/webhook_load.py). Rows are written
@@ -170,11 +219,17 @@ def _store_all(conn: Connection, msgs: Sequence[Incoming], now: dt.datetime) -> 
     touched: dict[str, dict[str, Any]] = {}
     seen: dict[str, dict[str, Any]] = {}
     with conn.begin():
+        if sweep_before is not None:
+            conn.execute(sql["nonce_sweep"], {"cutoff": sweep_before})
+        replayed = _claim_nonces(conn, sql, seals) if seals else set()
         for i in sorted(range(len(msgs)), key=lambda i: msgs[i].dedup_key):  # stable: copies keep their order
             msg = msgs[i]
+            if i in replayed:
+                results[i] = REPLAYED
+                continue
             first = by_key.get(msg.dedup_key)
-            if first is not None:  # a copy of a push in the same batch: a retry of it
-                results[i] = Stored(first.id, False, "received", None)
+            if first is not None:  # a copy of a push in the same batch: a retry of it (the stored reply, if any)
+                results[i] = Stored(first.id, False, first.status, first.reply)
                 continue
             new_id = conn.execute(sql["inbound"], _inbound_params(msg, now)).scalar_one_or_none()
             if new_id is None:
@@ -207,26 +262,42 @@ async def store(services: Services, msg: Incoming) -> Stored:
         return (await conn.run_sync(_store_all, [msg], utcnow()))[0]
 
 
+_Pending = tuple[Incoming, Seal | None, asyncio.Future[Stored]]
+
+
 class StoreQueue:
     """Group commit: pushes that arrive while a batch is being written go into the next one.
 
     Under load one transaction stores many pushes (on SQLite a commit, not a statement, is
     what a write costs); a lone push is written at once. Every push is still stored, and its
-    webhook request waits for that commit, before any handler runs."""
+    webhook request waits for that commit, before any handler runs — but no longer than
+    ``within`` seconds: then it raises TimeoutError (the villager is asked to send it again)
+    and the push is left out of the batch if that has not started yet."""
 
     MAX_BATCH = 256
+    SWEEP_EVERY = 60.0  # seconds between forgetting nonces older than the window
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._pending: list[tuple[Incoming, asyncio.Future[Stored]]] = []
+        self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._next_sweep = 0.0
 
-    async def store(self, msg: Incoming) -> Stored:
+    async def store(self, msg: Incoming, seal: Seal | None = None, *, within: float | None = None) -> Stored:
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._pending.append((msg, future))
+        self._pending.append((msg, seal, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write(), name="inbound-store")
-        return await future
+        if within is None:
+            return await future
+        return await asyncio.wait_for(future, within)  # a future, not a coroutine: no task is made
+
+    def _sweep_before(self) -> int | None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return None
+        self._next_sweep = now + self.SWEEP_EVERY
+        return int(time.time()) - retention(self.services.settings.timestamp_window)
 
     async def _write(self) -> None:
         try:
@@ -237,20 +308,26 @@ class StoreQueue:
         finally:
             self._writer = None
 
-    async def _write_batch(self, batch: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        # a push whose request gave up waiting (the villager was asked to send it again) is not stored
+        batch = [item for item in batch if not item[2].done()]
+        if not batch:
+            return
         try:
             async with self.services.engine.connect() as conn:
-                results = await conn.run_sync(_store_all, [m for m, _ in batch], utcnow())
+                results = await conn.run_sync(
+                    _store_all, [m for m, _, _ in batch], utcnow(), [s for _, s, _ in batch], self._sweep_before()
+                )
         except Exception as exc:
             if len(batch) == 1:  # the webhook logs it and tells the villager to send it again
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+                if not batch[0][2].done():
+                    batch[0][2].set_exception(exc)
                 return
             # one bad push must not cost the others their answer: store them one by one
             for item in batch:
                 await self._write_batch([item])
             return
-        for (_msg, future), stored in zip(batch, results, strict=True):
+        for (_msg, _seal, future), stored in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(stored)
 
@@ -269,10 +346,19 @@ class Pipeline:
         # one villager's pushes are handled one at a time, in the order they were stored
         self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    async def handle(self, msg: Incoming) -> Reply | None:
-        """Store, dispatch and return the passive reply (None: answer ``success``)."""
-        deadline = self.services.settings.reply_deadline
-        stored = await self.queue.store(msg)
+    async def handle(self, msg: Incoming, seal: Seal | None = None) -> Reply | None:
+        """Store, dispatch and return the passive reply (None: answer ``success``).
+
+        Raises NonceReused when ``seal``'s (timestamp, nonce) came before with another push, and
+        TimeoutError when the database did not store the push within LAWBOT_DB_TIMEOUT seconds.
+        The reply deadline counts from the start, so storing and answering together stay inside it."""
+        settings = self.services.settings
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stored = await self.queue.store(msg, seal, within=min(settings.db_timeout, settings.reply_deadline))
+        if stored is REPLAYED:
+            raise NonceReused(f"{seal}")
+        deadline = max(0.05, settings.reply_deadline - (loop.time() - started))
         if not stored.new:
             return await self._retry(msg, stored, deadline)
         job = Job()
@@ -362,6 +448,11 @@ class Pipeline:
             await session.close()  # rolls back whatever the handler did
             raise
         return reply
+
+    async def give_up(self, msg: Incoming, inbound_id: int) -> Reply | None:
+        """Stop trying to handle a stored push (its re-runs keep dying): record it as failed and
+        send the villager the apology text through the outbox."""
+        return await self._failed(msg, inbound_id, Job(outcome="deferred"))
 
     async def _failed(self, msg: Incoming, inbound_id: int, job: Job) -> Reply | None:
         reply: Reply | None = None

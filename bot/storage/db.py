@@ -1,4 +1,11 @@
-"""Engine and session factory: SQLite (WAL, busy timeout) by default, PostgreSQL via asyncpg."""
+"""Engine and session factory: SQLite (WAL, busy timeout) by default, PostgreSQL via asyncpg.
+
+Nothing waits for the database for ever: ``timeout`` (LAWBOT_DB_TIMEOUT for `lawbot serve`) bounds
+connecting (asyncpg), waiting for a pooled connection, and SQLite's busy lock; a statement on
+PostgreSQL gives up after :data:`STATEMENT_TIMEOUT` seconds. The webhook itself waits at most
+``timeout`` for its push to be stored (services/inbound.py), so a hung database still lets it
+answer the villager inside WeChat's 5 seconds.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ from bot.storage.sqlite_checkpoint import WRITER_CHECKPOINT_PAGES
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_TIMEOUT = 10.0  # seconds: commands and workers (`lawbot serve` uses LAWBOT_DB_TIMEOUT)
+STATEMENT_TIMEOUT = 30.0  # seconds a PostgreSQL statement may run (asyncpg command_timeout)
 DEFAULT_PG_POOL_SIZE = 10
 
 
@@ -27,12 +35,19 @@ def sqlite_file(database_url: str) -> str | None:
 
 
 def create_engine(
-    database_url: str, *, background_checkpoint: bool = False, pool_size: int | None = None, **kwargs: Any
+    database_url: str,
+    *,
+    background_checkpoint: bool = False,
+    pool_size: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """``background_checkpoint``: a :class:`~bot.storage.sqlite_checkpoint.WalCheckpointer`
     copies this SQLite database's log, so its connections checkpoint only rarely themselves.
-    ``pool_size``: connections per process on PostgreSQL (SQLite always uses one)."""
+    ``pool_size``: connections per process on PostgreSQL (SQLite always uses one).
+    ``timeout``: seconds to connect, to wait for a pooled connection, and for SQLite's lock."""
     url = make_url(database_url)
+    kwargs.setdefault("pool_timeout", timeout)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -42,19 +57,19 @@ def create_engine(
         # `lawbot worker`) still wait on the busy timeout.
         kwargs.setdefault("pool_size", 1)
         kwargs.setdefault("max_overflow", 0)
-        kwargs.setdefault("pool_timeout", 30)
         if url.database and url.database != ":memory:" and os.environ.get("LAWBOT_SQLITE_THREADED") != "1":
             from bot.storage.sqlite_inloop import creator
 
-            kwargs.setdefault("async_creator", creator(url.database, SQLITE_BUSY_TIMEOUT_MS / 1000))
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+            kwargs.setdefault("async_creator", creator(url.database, timeout))
+        engine = create_async_engine(url, connect_args={"timeout": timeout}, **kwargs)
+        busy_ms = int(timeout * 1000)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # autocommit off at the driver level; SQLAlchemy emits BEGIN itself (see below)
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             if background_checkpoint:
@@ -80,7 +95,8 @@ def create_engine(
     kwargs.setdefault("pool_size", pool_size or DEFAULT_PG_POOL_SIZE)
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    connect_args = {"timeout": timeout, "command_timeout": max(timeout, STATEMENT_TIMEOUT)}
+    return create_async_engine(url, connect_args={**connect_args, **kwargs.pop("connect_args", {})}, **kwargs)
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

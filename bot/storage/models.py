@@ -112,11 +112,15 @@ class InboundMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # every field of the push
     wechat_created_at: Mapped[dt.datetime]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # recovery looks by time
-    # received -> replied (passive reply stored) | deferred (reply went to the outbox) | failed
+    # received -> replied (passive reply stored) | deferred (reply went to the outbox) | failed;
+    # recovering = the recovery job is re-running it
     status: Mapped[str] = mapped_column(String(16), default="received")
     handler: Mapped[str | None] = mapped_column(String(64), default=None)
     reply: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # the reply, to answer retries
     replied_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the recovery job (a crash left the push unanswered): when a worker last claimed it, how often
+    recovery_claimed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    recovery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_inbound_messages_openid_received", "openid", "received_at"),)
 
@@ -149,6 +153,7 @@ class OutboxMessage(Base):
     # pending -> sending -> sent | failed ; held = waiting for the villager's next message (48-hour window)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # pending: when to try; sending: when the worker's claim (lease) runs out and another may take it
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -197,3 +202,33 @@ class JobMark(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PushNonce(Base):
+    """A (timestamp, nonce) pair WeChat signed a push with, kept for the timestamp window.
+
+    A second push with the same pair is refused unless it is the same push again (WeChat's retry):
+    ``digest`` is a hash of what WeChat signed (the Encrypt payload in safe mode, the body otherwise).
+    The Redis store (LAWBOT_REDIS_URL) replaces this table when configured."""
+
+    __tablename__ = "push_nonces"
+
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+
+    # SQLite: the key is the table (one B-tree to write per push, not a table and an index)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class AttemptCounter(Base):
+    """Attempts within a fixed window under one key (sign-in guesses per account or address, binding codes).
+
+    Counted with one atomic upsert before the attempt is evaluated, so parallel guesses cannot all slip
+    in; Redis INCR replaces this table when LAWBOT_REDIS_URL is set."""
+
+    __tablename__ = "attempt_counters"
+
+    key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(index=True)

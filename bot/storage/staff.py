@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.storage.models import Base, Village, utcnow
@@ -54,6 +54,8 @@ class StaffUser(Base):
     last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     #: round robin: the mediator whose last automatic assignment is oldest gets the next ticket
     last_assigned_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    #: the last time one of their back-office pages checked for alerts while visible (presence)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     villages: Mapped[list[Village]] = relationship(secondary=staff_villages, lazy="raise_on_sql", order_by=Village.id)
 
@@ -85,3 +87,16 @@ class AuditLog(Base):
         Index("ix_audit_log_object", "object_type", "object_id"),
         Index("ix_audit_log_action_ip_at", "action", "ip", "at"),
     )
+
+
+class DutyShift(Base):
+    """The township duty roster (值班): who is on duty on a weekday (``weekday`` 0 = Monday) or on one
+    date (``day``, which wins over the weekday). Nobody rostered → urgent matters go to every active admin."""
+
+    __tablename__ = "duty_shifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    weekday: Mapped[int | None] = mapped_column(Integer, default=None, unique=True)
+    day: Mapped[dt.date | None] = mapped_column(Date, default=None, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

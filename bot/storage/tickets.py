@@ -52,13 +52,28 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default=NEW)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the urgent.yaml category that made it urgent (suicide, threat_to_life, violence_now, minors)
+    urgent_kind: Mapped[str | None] = mapped_column(String(32), default=None)
     priority: Mapped[int] = mapped_column(Integer, default=PRIORITY_NORMAL)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"), default=None)
     assigned_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    #: urgent tickets: the township duty person (值班) answers beside the village mediator
+    duty_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"), default=None)
+    #: the first time a staff member with access opened the ticket page
+    first_opened_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    first_opened_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"), default=None)
+    # the urgent alert (banner, sound, WeChat notices): raised at alert_at, ended when a staff member with
+    # access opens the ticket (alert_seen_*), escalated once to every township admin when nobody did in time
+    alert_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    alert_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    alert_seen_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"), default=None)
+    alert_escalated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # 三长联动: escalated to the township (mediation centre, police station, judicial office)
     escalated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     escalated_to: Mapped[str | None] = mapped_column(String(32), default=None)
     escalation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    #: a 三长联动 escalation: when a holder of the target's position first opened the ticket after it
+    escalation_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     overdue_at: Mapped[dt.datetime | None] = mapped_column(default=None)  # set once by the overdue job
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -95,6 +110,11 @@ class Ticket(Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def alert_pending(self) -> bool:
+        """An urgent alert nobody has acknowledged by opening the ticket yet."""
+        return self.alert_at is not None and self.alert_seen_at is None and self.is_open
 
 
 class TicketMessage(Base):

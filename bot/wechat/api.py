@@ -182,12 +182,16 @@ class WeChatClient:
                 status = resp.status
                 content_type = resp.content_type
                 disposition = resp.headers.get("Content-Disposition", "")
+        except aiohttp.ConnectionTimeoutError as exc:  # never connected: the request was not sent
+            raise transport_error(f"connect timeout: {exc}", path=path, may_have_reached=False) from exc
         except TimeoutError as exc:
             raise transport_error(f"timeout after {(client_timeout or self.timeout).total}s", path=path) from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS handshake: not sent
+            raise transport_error(f"{type(exc).__name__}: {exc}", path=path, may_have_reached=False) from exc
         except aiohttp.ClientError as exc:
             raise transport_error(f"{type(exc).__name__}: {exc}", path=path) from exc
         if status >= 500 or status == 429:
-            raise transport_error(f"HTTP {status}", path=path, http_status=status)
+            raise transport_error(f"HTTP {status}", path=path, http_status=status, may_have_reached=status != 429)
         if status >= 400:
             raise PermanentError(-1, f"HTTP {status}", path=path, http_status=status)
         if binary and content_type not in ("application/json", "text/plain"):

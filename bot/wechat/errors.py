@@ -90,12 +90,16 @@ class WeChatError(Exception):
         path: str = "",
         http_status: int | None = None,
         response: Mapping[str, Any] | None = None,
+        may_have_reached: bool = False,
     ) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.path = path
         self.http_status = http_status
         self.response: dict[str, Any] = dict(response or {})
+        #: the request may have been carried out although no answer came (a timeout, a dropped
+        #: connection, an HTTP 5xx): a retry might repeat it
+        self.may_have_reached = may_have_reached
         super().__init__(f"{path or 'WeChat API'}: errcode={errcode} errmsg={errmsg!r}")
 
     @property
@@ -152,9 +156,16 @@ def error_for(
     return cls(errcode, errmsg, path=path, http_status=http_status, response=response)
 
 
-def transport_error(message: str, *, path: str = "", http_status: int | None = None) -> RetryableError:
-    """A failure below WeChat's JSON: timeout, connection error, HTTP 5xx."""
-    return RetryableError(TRANSPORT_ERRCODE, message, path=path, http_status=http_status)
+def transport_error(
+    message: str, *, path: str = "", http_status: int | None = None, may_have_reached: bool = True
+) -> RetryableError:
+    """A failure below WeChat's JSON: timeout, connection error, HTTP 5xx.
+
+    ``may_have_reached=False`` only when the request surely never reached WeChat (the connection
+    could not be opened) or was refused unprocessed (HTTP 429)."""
+    return RetryableError(
+        TRANSPORT_ERRCODE, message, path=path, http_status=http_status, may_have_reached=may_have_reached
+    )
 
 
 def describe(errcode: int) -> str:

@@ -22,8 +22,30 @@ KNOWN_EVENTS = {
 }
 
 
-class MissingFields(ValueError):
+class BadPush(ValueError):
+    """A push WeChat would never send: the webhook answers 400 and stores nothing."""
+
+
+class MissingFields(BadPush):
     """A push lacks a field WeChat always sends."""
+
+
+class FieldTooLong(BadPush):
+    """A field is longer than WeChat ever makes it (and than the column that stores it)."""
+
+
+#: longest value accepted per field: the columns' sizes (storage/models.py), on SQLite as on PostgreSQL
+FIELD_LIMITS = {
+    "FromUserName": 64,  # villagers.openid, inbound_messages.openid
+    "ToUserName": 64,
+    "MsgType": 32,  # inbound_messages.msg_type
+    "Event": 64,  # inbound_messages.event
+    "EventKey": 255,  # inbound_messages.event_key
+    "MsgId": 64,  # inbound_messages.msg_id
+    "MsgID": 64,
+    "MediaId": 255,  # inbound_messages.media_id
+    "CreateTime": 20,
+}
 
 
 def _text(raw: dict[str, Any], key: str) -> str:
@@ -83,10 +105,15 @@ def to_incoming(raw: dict[str, Any]) -> Incoming:
     missing = [k for k in ("ToUserName", "FromUserName", "CreateTime", "MsgType") if not _text(raw, k).strip()]
     if missing:
         raise MissingFields(", ".join(missing))
+    too_long = [k for k, limit in FIELD_LIMITS.items() if len(_text(raw, k).strip()) > limit]
+    if too_long:
+        raise FieldTooLong(", ".join(too_long))
     try:
         create_time = int(_text(raw, "CreateTime").strip())
     except ValueError as exc:
         raise MissingFields("CreateTime is not a number") from exc
+    if not 0 <= create_time < 2**32:  # seconds since 1970: a time WeChat could have sent
+        raise BadPush("CreateTime is out of range")
     msg_type = _text(raw, "MsgType").strip().lower()
     openid = _text(raw, "FromUserName").strip()
     account = _text(raw, "ToUserName").strip()

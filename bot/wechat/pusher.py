@@ -1,7 +1,8 @@
 """Plays WeChat's side of the webhook: builds, signs and (optionally) encrypts pushes.
 
 Used by the simulator, ``lawbot chat``, the tests and the load benchmark, so all of them
-send exactly what WeChat's servers send.
+send exactly what WeChat's servers send: every push gets a fresh timestamp and nonce (the bot
+refuses a pair used before by another push), and is encrypted when the bot runs in safe mode.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from bot.wechat.crypto import MessageCrypto, sha1_signature
 from bot.wechat.xml import parse_xml, render_fields
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 _msg_ids = itertools.count(int(time.time() * 1000) * 1000)
 
@@ -44,11 +48,25 @@ class PushReply:
 
 
 class PushSigner:
-    def __init__(self, token: str, appid: str, aes_key: str = "", account: str = "gh_lawbot_dev") -> None:
+    def __init__(
+        self, token: str, appid: str, aes_key: str = "", account: str = "gh_lawbot_dev", *, mode: str = ""
+    ) -> None:
         self.token = token
         self.appid = appid
         self.account = account
         self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
+        #: the bot's LAWBOT_WECHAT_MODE (safe, compatible, plain): what ``sign`` does by default
+        self.mode = mode or ("safe" if aes_key else "plain")
+
+    @classmethod
+    def for_settings(cls, settings: Settings, account: str = "gh_lawbot_dev") -> PushSigner:
+        """Signs as WeChat does for a bot with these settings (encrypted unless the mode is plain)."""
+        return cls(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, account, mode=settings.mode)
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether WeChat encrypts pushes for this bot (safe or compatible mode)."""
+        return self.mode != "plain" and self.crypto is not None
 
     # ---------------------------------------------------------------- bodies
     def message(
@@ -94,7 +112,12 @@ class PushSigner:
         return fields
 
     # ---------------------------------------------------------------- signing
-    def sign(self, fields: dict[str, str | int], *, encrypted: bool = False, timestamp: int | None = None) -> Push:
+    def sign(
+        self, fields: dict[str, str | int], *, encrypted: bool | None = None, timestamp: int | None = None
+    ) -> Push:
+        """A signed push; ``encrypted`` None: as WeChat sends it in the bot's mode (see :attr:`encrypts`)."""
+        if encrypted is None:
+            encrypted = self.encrypts
         ts = str(timestamp or int(time.time()))
         nonce = secrets.token_hex(5)
         query = {

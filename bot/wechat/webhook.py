@@ -2,6 +2,16 @@
 
 Bad input gets a 4xx and never reaches a handler; nothing here answers WeChat with a 5xx
 or a traceback.
+
+What a push must carry (LAWBOT_WECHAT_MODE, default safe when an EncodingAESKey is set):
+- every mode: a valid URL signature, a timestamp inside the window, and a (timestamp, nonce)
+  pair not used before by another push (``bot.wechat.nonces``);
+- safe: ``encrypt_type=aes`` and a ``msg_signature`` over the ``Encrypt`` payload; plaintext
+  pushes are refused (403), so a captured URL cannot carry a body of the attacker's choosing;
+- compatible (only while switching WeChat's console over): an encrypted push is checked as in
+  safe mode — also when the query drops ``encrypt_type`` but the body still has ``Encrypt`` —
+  and a plaintext push is accepted;
+- plain: plaintext only.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ import time
 
 from aiohttp import web
 
-from bot.keys import CRYPTO, PIPELINE, SERVICES
+from bot.keys import CRYPTO, NONCES, PIPELINE, SERVICES
 from bot.routing import NewsReply, Reply, TextReply
 from bot.settings import Settings
 from bot.wechat.crypto import DecryptError, MessageCrypto, check_url_signature
-from bot.wechat.messages import Incoming, MissingFields, to_incoming
+from bot.wechat.messages import BadPush, Incoming, to_incoming
+from bot.wechat.nonces import MAX_NONCE_LENGTH, NonceReused, Seal, digest
 from bot.wechat.xml import XMLRejected, parse_xml, render_news, render_text
 
 log = logging.getLogger(__name__)
@@ -27,6 +38,8 @@ def _timestamp_ok(settings: Settings, timestamp: str) -> bool:
     try:
         ts = int(timestamp)
     except ValueError:
+        return False
+    if not 0 <= ts < 2**62:
         return False
     window = settings.timestamp_window
     return window <= 0 or abs(time.time() - ts) <= window
@@ -41,6 +54,8 @@ def _verify_url(request: web.Request) -> tuple[str, str]:
         raise web.HTTPForbidden(text="invalid signature")
     if not _timestamp_ok(settings, timestamp):
         raise web.HTTPForbidden(text="timestamp outside the accepted window")
+    if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+        raise web.HTTPForbidden(text="invalid nonce")
     return timestamp, nonce
 
 
@@ -66,11 +81,19 @@ def _crypto(request: web.Request) -> MessageCrypto:
     return crypto
 
 
-def _decode(request: web.Request, body: bytes, timestamp: str, nonce: str) -> Incoming:
-    """Body → typed message, decrypting in safe/compatible mode. Raises 400/403."""
+def _decode(request: web.Request, body: bytes, timestamp: str, nonce: str) -> tuple[Incoming, Seal, bool]:
+    """Body → (typed message, what WeChat signed, encrypted?), decrypting in safe/compatible mode.
+
+    Raises 400 (malformed) or 403 (not signed as the configured mode requires)."""
+    mode = request.app[SERVICES].settings.mode
+    aes = request.query.get("encrypt_type", "raw").lower() == "aes"
+    if mode == "safe" and not aes:
+        raise web.HTTPForbidden(text="safe mode: plaintext pushes are refused")
+    if mode == "plain" and aes:
+        raise web.HTTPBadRequest(text="safe mode is not configured (LAWBOT_WECHAT_AES_KEY, LAWBOT_WECHAT_MODE)")
     try:
         outer = parse_xml(body)
-        if request.query.get("encrypt_type", "raw").lower() == "aes":
+        if mode != "plain" and (aes or "Encrypt" in outer):
             crypto = _crypto(request)
             encrypted = outer.get("Encrypt")
             if not isinstance(encrypted, str) or not encrypted:
@@ -81,12 +104,12 @@ def _decode(request: web.Request, body: bytes, timestamp: str, nonce: str) -> In
                 inner = parse_xml(crypto.decrypt(encrypted))
             except DecryptError as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from exc
-            return to_incoming(inner)
-        return to_incoming(outer)
+            return to_incoming(inner), Seal(int(timestamp), nonce, digest(encrypted)), True
+        return to_incoming(outer), Seal(int(timestamp), nonce, digest(body)), False
     except XMLRejected as exc:
         raise web.HTTPBadRequest(text=str(exc)) from exc
-    except MissingFields as exc:
-        raise web.HTTPBadRequest(text=f"missing required fields: {exc}") from exc
+    except BadPush as exc:
+        raise web.HTTPBadRequest(text=f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def render_reply(msg: Incoming, reply: Reply) -> str:
@@ -100,19 +123,33 @@ async def receive(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     timestamp, nonce = _verify_url(request)
     body = await _read_body(request, services.settings.max_body_bytes)
-    msg = _decode(request, body, timestamp, nonce)
+    msg, seal, encrypted = _decode(request, body, timestamp, nonce)
+    nonces = request.app[NONCES]
     try:
-        reply = await request.app[PIPELINE].handle(msg)
+        if nonces is not None and not await nonces.claim(seal):
+            raise NonceReused(str(seal))
+        # without Redis the pipeline remembers the nonce in the push's own store transaction
+        reply = await request.app[PIPELINE].handle(msg, seal if nonces is None else None)
+    except NonceReused:
+        log.warning("refused a push: timestamp %s, nonce %r came before with another push", seal.timestamp, seal.nonce)
+        raise web.HTTPForbidden(text="timestamp and nonce already used") from None
+    except TimeoutError:
+        log.error("could not store push %s within %.1fs", msg.dedup_key, services.settings.db_timeout)
+        reply = _busy(msg)
     except Exception:
         # The push could not be stored (database down?). Never a 5xx: tell the villager.
         log.exception("could not store push %s", msg.dedup_key)
-        reply = TextReply(BUSY_TEXT) if msg.known and (not msg.is_event or msg.event == "subscribe") else None
+        reply = _busy(msg)
     if reply is None:
         return web.Response(text="success", content_type="text/plain")
     xml = render_reply(msg, reply)
-    if request.query.get("encrypt_type", "raw").lower() == "aes":
+    if encrypted:
         xml = _crypto(request).encrypt_reply(xml, nonce=nonce)
     return web.Response(text=xml, content_type="application/xml")
+
+
+def _busy(msg: Incoming) -> Reply | None:
+    return TextReply(BUSY_TEXT) if msg.known and (not msg.is_event or msg.event == "subscribe") else None
 
 
 def setup_routes(app: web.Application) -> None:

@@ -1,6 +1,7 @@
 """Safe XML in, correct XML out.
 
-Parsing refuses any DOCTYPE or ENTITY (no expansion, no external fetch). Rendering
+Parsing refuses any DOCTYPE or ENTITY (no expansion, no external fetch) and documents nested
+deeper than :data:`MAX_DEPTH` (WeChat's pushes are 2–4 levels deep). Rendering
 escapes ``]]>`` inside CDATA and keeps text replies within WeChat's 2048-byte limit.
 """
 
@@ -16,6 +17,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 MAX_TEXT_BYTES = 2048
+MAX_DEPTH = 8  # <xml><SendPicsInfo><PicList><item><PicMd5Sum> is WeChat's deepest: 5
 MORE_HINT = "\n……回复“更多”看全文"
 EMPTY_FALLBACK = "收到。回复“帮助”看看我能做什么。"
 
@@ -40,17 +42,20 @@ def parse_xml(raw: bytes | str) -> dict[str, Any]:
         raise XMLRejected(f"malformed XML: {exc}") from exc
     if root.tag != "xml":
         raise XMLRejected("the root element must be <xml>")
-    value = _element_to_value(root)
+    value = _element_to_value(root, 1)
     return value if isinstance(value, dict) else {}
 
 
-def _element_to_value(elem: Element) -> dict[str, Any] | str:
+def _element_to_value(elem: Element, depth: int) -> dict[str, Any] | str:
+    """The element as text or a dict; recursion stops at MAX_DEPTH (a 5,000-level push is a 400, not a crash)."""
     children = list(elem)
     if not children:
         return elem.text or ""
+    if depth >= MAX_DEPTH:
+        raise XMLRejected(f"nested deeper than {MAX_DEPTH} levels")
     result: dict[str, Any] = {}
     for child in children:
-        value = _element_to_value(child)
+        value = _element_to_value(child, depth + 1)
         if child.tag in result:  # repeated element (e.g. <item>): collect a list
             existing = result[child.tag]
             result[child.tag] = [*existing, value] if isinstance(existing, list) else [existing, value]

@@ -155,4 +155,4 @@ def _waiting_line(env: Env, e: BookingWaitlist) -> str:
 def _bad_number(env: Env, w: dict[str, Any], n: int) -> TextReply:
     w["miss"] = int(w.get("miss", 0)) + 1
     env.ctx.set_state(env.ctx.state or "booking.service", w, ttl=dt.timedelta(minutes=env.rules.wizard_minutes))
-    return env.say("booking_bad_number", n=n, prompt=w.get("prompt", ""))
+    return env.say("booking_bad_number" if n > 1 else "booking_bad_number_one", n=n, prompt=w.get("prompt", ""))

@@ -1,5 +1,6 @@
 """Follow-ups and opt-out: an optional customer-service notice after the broadcast, only to villagers in
-the 48-hour window who have not sent "退订"; the campaign texts the worker needs.
+the 48-hour window who have not sent "退订" (staff with a bound WeChat are not villagers: none for them);
+the campaign texts the worker needs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.campaigns.store import get_campaign
 from bot.services.outbox import enqueue
+from bot.services.staff import bound_openids
 from bot.settings import Settings
 from bot.storage.campaigns import Campaign
 from bot.storage.db import SessionFactory
@@ -74,8 +76,11 @@ async def send_follow_ups(session_factory: SessionFactory, settings: Settings, n
             c = await get_campaign(session, campaign_id)
             content = "\n".join(t for t in (c.follow_up_text, footer) if t)
             count = 0
+            staff_openids = await bound_openids(session)  # staff are not villagers: no follow-ups
             for v in await audience_villagers(session, c):
                 if v.opted_out or v.last_inbound_at is None or now - v.last_inbound_at > FOLLOW_UP_WINDOW:
+                    continue
+                if v.openid in staff_openids:
                     continue
                 await enqueue(
                     session,

@@ -1,5 +1,6 @@
-"""Village tags in WeChat: a tag per village made on demand, followers put in the tag of their village
-(batches of ≤ 50) from the difference between ``villagers`` and ``village_tag_members``, so a rerun is a no-op.
+"""Village tags in WeChat: a tag per village made on demand, followers (not staff with a bound WeChat) put in
+the tag of their village (batches of ≤ 50) from the difference between ``villagers`` and
+``village_tag_members``, so a rerun is a no-op.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from bot.services.campaigns.rules import CampaignError
 from bot.services.campaigns.store import _insert
+from bot.services.staff import bound_openids
 from bot.storage.campaigns import VillageTagMember
 from bot.storage.db import SessionFactory
 from bot.storage.models import Village, Villager, utcnow
@@ -123,10 +125,11 @@ async def sync_village_tags(
         if only is not None:
             vstmt = vstmt.where(Villager.village_id.in_(only))
             mstmt = mstmt.where(VillageTagMember.village_id.in_(only))
+        staff_openids = await bound_openids(session)  # staff are not villagers: out of village broadcasts
         wanted: dict[str, tuple[int, dt.datetime | None]] = {
             str(o): (v, subscribed_at)
             for o, v, subscribed, subscribed_at in (await session.execute(vstmt)).all()
-            if subscribed and v is not None and v in villages
+            if subscribed and v is not None and v in villages and str(o) not in staff_openids
         }
         members = {m.openid: m for m in (await session.execute(mstmt)).scalars()}
         extra = set(wanted) - set(members)
@@ -169,6 +172,8 @@ async def sync_village_tags(
             forget.append(openid)  # WeChat drops a leaver from tags; no call needed
             continue
         desired = tag_of.get(village_id) if village_id is not None and village_id in villages else None
+        if openid in staff_openids:
+            desired = None  # a staff member's WeChat leaves the village tag
         if desired != member.tag_id:
             untag[member.tag_id].append(openid)
     for openid, (vid, subscribed_at) in wanted.items():

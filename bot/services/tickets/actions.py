@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.knowledge.base import DISCLAIMER
 from bot.services.outbox import enqueue
+from bot.services.staff import is_staff_openid
 from bot.services.tickets.deadlines import JUDICIAL_CONFIRMATION_DAYS
 from bot.services.tickets.errors import TicketError
 from bot.services.tickets.thread import add_event, add_message
@@ -43,11 +45,24 @@ def _reply_key(message_id: int) -> str:
     return f"ticket-reply:{message_id}"
 
 
+def clean_reply(body: str) -> str:
+    """One line ending throughout; the legal-education disclaimer (from an inserted FAQ answer) once, at the
+    end — never in the middle of what the staff member wrote after it."""
+    body = body.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if DISCLAIMER not in body:
+        return body
+    lines = [line.rstrip() for line in body.replace(DISCLAIMER, "\n").split("\n")]
+    text = "\n".join(lines).strip()
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return f"{text}\n{DISCLAIMER}"
+
+
 async def staff_reply(
     session: AsyncSession, ticket: Ticket, staff: StaffUser, body: str, texts: Texts, now: dt.datetime
 ) -> TicketMessage:
     """A public reply: into the thread and the outbox (customer-service message, or held + notification)."""
-    body = body.strip()
+    body = clean_reply(body)
     if not body:
         raise TicketError("回复内容是空的")
     if len(body) > REPLY_MAX_CHARS:
@@ -141,7 +156,13 @@ async def set_status(
         to=status,
         reason=reason,
     )
-    if status == RESOLVED and ticket.openid and ticket.satisfaction is None and ticket.satisfaction_asked_at is None:
+    if (
+        status == RESOLVED
+        and ticket.openid
+        and ticket.satisfaction is None
+        and ticket.satisfaction_asked_at is None
+        and not await is_staff_openid(session, ticket.openid)  # staff trying the bot are not asked
+    ):
         await enqueue(
             session,
             kind="cs_text",

@@ -1,7 +1,9 @@
 """Intake: a ticket filed from the villager's words, numbered (``2026-0001``: a per-year counter row,
 incremented with ``UPDATE … RETURNING``), assigned round robin over the active mediators of the villager's
 village (none → the township queue, ``assignee_id`` None), with its first-response deadline; urgent →
-escalated at once. Also what the villager adds later.
+escalated at once, due within minutes, the duty person beside the mediator and an alert raised
+(:mod:`bot.services.tickets.alerts`; :func:`file_urgent` is the chat's way in). Also what the villager adds
+later.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.tickets.alerts import URGENT_REASON, AlertOutcome, make_urgent, raise_alert, urgent_due
 from bot.services.tickets.deadlines import add_working_hours, first_response_hours, local
 from bot.services.tickets.escalation import escalate
-from bot.services.tickets.notices import admin_ids, notify_staff
+from bot.services.tickets.lookups import latest_open_ticket
+from bot.services.tickets.notices import notify_staff
 from bot.services.tickets.thread import add_event, add_message, audit_row
 from bot.storage.models import Village
 from bot.storage.staff import StaffUser, staff_villages
@@ -116,6 +120,8 @@ class Intake:
     urgent: bool = False
     source: str = "wechat"
     inbound_id: int | None = None
+    #: the urgent.yaml category of an urgent intake (suicide, violence_now …)
+    urgent_kind: str | None = None
 
 
 async def pick_assignee(session: AsyncSession, village_id: int | None, now: dt.datetime) -> StaffUser | None:
@@ -141,10 +147,18 @@ async def pick_assignee(session: AsyncSession, village_id: int | None, now: dt.d
 async def create_ticket(
     session: AsyncSession, knowledge: Knowledge, settings: Settings, intake: Intake, now: dt.datetime
 ) -> Ticket:
-    """File a ticket from the villager's words, assign it, set its deadline; urgent → escalate at once."""
+    """File a ticket from the villager's words, assign it, set its deadline; urgent → escalate and alert at once."""
+    ticket, _alert = await _create(session, knowledge, settings, intake, now)
+    return ticket
+
+
+async def _create(
+    session: AsyncSession, knowledge: Knowledge, settings: Settings, intake: Intake, now: dt.datetime
+) -> tuple[Ticket, AlertOutcome | None]:
     text = "\n".join(p.text for p in intake.parts if p.text).strip()
     media = [p.media for p in intake.parts if p.media]
-    topic, score = guess_topic(knowledge, text)
+    # words about ending one's life say nothing about a legal topic: the FAQ's guess would only mislead staff
+    topic, score = (None, None) if intake.urgent_kind == "suicide" else guess_topic(knowledge, text)
     ticket = Ticket(
         number=await next_number(session, now),
         openid=intake.openid,
@@ -155,10 +169,13 @@ async def create_ticket(
         source=intake.source,
         status=NEW,
         urgent=intake.urgent,
+        urgent_kind=intake.urgent_kind if intake.urgent else None,
         priority=PRIORITY_HIGH if intake.urgent else 2,
         created_at=now,
         updated_at=now,
-        first_response_due_at=add_working_hours(now, first_response_hours(settings)),
+        first_response_due_at=urgent_due(settings, now)
+        if intake.urgent
+        else add_working_hours(now, first_response_hours(settings)),
         last_villager_message_at=now,
         contact_phone=intake.phone,
         phone_consent_at=now if intake.phone else None,
@@ -184,15 +201,41 @@ async def create_ticket(
         add_event(session, ticket, "assigned", f"自动分派给{assignee.label}（轮流分派）", now, to=assignee.id)
     else:
         add_event(session, ticket, "queued", "进入乡里待分派队列", now)
+    alert: AlertOutcome | None = None
     if intake.urgent:
-        escalate(session, ticket, now, target="township", reason="紧急情况：村民消息涉及人身安全")
-        await notify_staff(session, ticket, await admin_ids(session), "urgent", settings.base_url, now)
-    if assignee is not None:
-        await notify_staff(session, ticket, [assignee.id], "new", settings.base_url, now)
+        escalate(session, ticket, now, target="township", reason=URGENT_REASON)
+        alert = await raise_alert(session, ticket, settings, now)  # the assignee hears of it here
+    elif assignee is not None:
+        await notify_staff(
+            session, ticket, [assignee.id], "new", settings.base_url, now, template_id=settings.wechat_staff_template_id
+        )
     session.add(
         audit_row("ticket.create", now, object_type="ticket", object_id=ticket.id, details={"source": intake.source})
     )
-    return ticket
+    return ticket, alert
+
+
+async def file_urgent(
+    session: AsyncSession,
+    knowledge: Knowledge,
+    settings: Settings,
+    intake: Intake,
+    now: dt.datetime,
+    *,
+    join_open: bool = True,
+) -> AlertOutcome:
+    """An urgent message from chat: it joins the villager's open ticket (``join_open``) or files a new
+    one; either way the ticket is urgent and its alert raised. The outcome says whether anyone can be
+    reached now."""
+    ticket = await latest_open_ticket(session, intake.openid) if join_open else None
+    if ticket is None:
+        intake.urgent, intake.source = True, "urgent"
+        _ticket, alert = await _create(session, knowledge, settings, intake, now)
+        assert alert is not None
+        return alert
+    for part in intake.parts:
+        add_villager_message(session, ticket, now, text=part.text, inbound_id=part.inbound_id, media=part.media)
+    return await make_urgent(session, ticket, settings, now, intake.urgent_kind)
 
 
 def add_villager_message(

@@ -1,6 +1,6 @@
-"""The periodic job: tickets past their first-response deadline are marked once, raised in priority and
-escalated to the township (``UPDATE … WHERE overdue_at IS NULL``); resolved ones close after 7 days;
-expired phone numbers go.
+"""The periodic job: urgent alerts nobody opened within the deadline go to every township admin (once);
+tickets past their first-response deadline are marked once, raised in priority and escalated to the
+township (``UPDATE … WHERE overdue_at IS NULL``); resolved ones close after 7 days; expired phone numbers go.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.tickets.alerts import escalate_unseen
 from bot.services.tickets.notices import admin_ids, notify_staff
 from bot.services.tickets.privacy import purge_phones
 from bot.services.tickets.thread import add_event, audit_row
@@ -27,8 +28,16 @@ log = logging.getLogger(__name__)
 AUTO_CLOSE_AFTER = dt.timedelta(days=7)
 
 
-async def escalate_overdue(session: AsyncSession, now: dt.datetime, base_url: str = "") -> list[int]:
-    """Mark tickets past their first-response deadline (once) and escalate them to the township."""
+async def escalate_overdue(
+    session: AsyncSession,
+    now: dt.datetime,
+    base_url: str = "",
+    *,
+    template_id: str = "",
+    told: frozenset[int] = frozenset(),
+) -> list[int]:
+    """Mark tickets past their first-response deadline (once) and escalate them to the township; the admins
+    are told in WeChat unless ``told`` (they just heard of it as an unopened urgent alert)."""
     ids = list(
         (
             await session.execute(
@@ -60,7 +69,10 @@ async def escalate_overdue(session: AsyncSession, now: dt.datetime, base_url: st
             now,
         )
         session.add(audit_row("ticket.overdue_escalate", now, object_type="ticket", object_id=ticket.id))
-        await notify_staff(session, ticket, await admin_ids(session), "overdue", base_url, now)
+        if ticket.id not in told:
+            await notify_staff(
+                session, ticket, await admin_ids(session), "overdue", base_url, now, template_id=template_id
+            )
     log.warning("tickets overdue and escalated to the township: %s", ids)
     return ids
 
@@ -81,9 +93,17 @@ async def close_resolved(session: AsyncSession, now: dt.datetime) -> int:
 
 
 async def tick(ctx: JobContext) -> None:
-    """Periodic: overdue → escalation, resolved → closed after 7 days, expired phone numbers deleted."""
+    """Periodic: unopened urgent alerts and overdue tickets → escalation, resolved → closed after 7 days,
+    expired phone numbers deleted."""
     now = ctx.now()
     async with ctx.session_factory() as session, session.begin():
-        await escalate_overdue(session, now, ctx.settings.base_url)
+        unseen = await escalate_unseen(session, ctx.settings, now)
+        await escalate_overdue(
+            session,
+            now,
+            ctx.settings.base_url,
+            template_id=ctx.settings.wechat_staff_template_id,
+            told=frozenset(unseen),
+        )
         await close_resolved(session, now)
         await purge_phones(session, now)
