@@ -14,6 +14,7 @@ from bot.admin import framework as adm
 from bot.knowledge import Entry
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
+from bot.services import villagers
 from bot.services.privacy import find_phones, mask_phone, mask_phones, shown_to_staff
 from bot.storage.models import Village, utcnow
 from bot.storage.staff import ROLE_NAMES, StaffUser
@@ -272,6 +273,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         deliveries = await svc.deliveries(session, [m.outbox_id for m in messages if m.outbox_id])
         people = await _staff_by_id(session)
         village = await session.get(Village, ticket.village_id) if ticket.village_id else None
+        card = (await villagers.cards(session, [ticket.openid])).get(ticket.openid or "")
         options = await assignable(session, staff, ticket)
         is_assignee = ticket.assignee_id == staff.id
         reveal = request.query.get("show_phone") == "1" and (staff.is_admin or is_assignee)
@@ -328,7 +330,8 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "status_reason": shown_to_staff(ticket.status_reason, full=full),
             "escalation_reason": shown_to_staff(ticket.escalation_reason, full=full),
             "can_reveal": has_phone and staff.is_admin and not full,
-            "openid": _mask_openid(ticket.openid),
+            "villager": _villager_label(card),
+            "villager_id": card.id if card else None,
             "suggested": suggested,
             "found": found,
             "faq_q": request.query.get("faq_q", "")[:100],
@@ -345,10 +348,11 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _mask_openid(openid: str | None) -> str:
-    if not openid:
-        return "（已删除）"
-    return openid[:4] + "…" + openid[-3:] if len(openid) > 8 else "…"
+def _villager_label(card: villagers.Card | None) -> str:
+    """The villager by name (never the openid), and how many tickets they have."""
+    if card is None:
+        return villagers.ERASED
+    return (card.name or "未留名") + (f"（共 {card.tickets} 个工单）" if card.tickets > 1 else "")
 
 
 # ---------------------------------------------------------------- changes
