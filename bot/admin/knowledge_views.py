@@ -11,10 +11,29 @@ from sqlalchemy import func, select
 from bot.admin import framework as adm
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.currency import book, review_due
+from bot.matcher import MatcherConfig
 from bot.services.privacy import mask_phones
 from bot.storage.models import KnowledgeGap, utcnow
 
 GAP_DAYS_CHOICES = (7, 30, 90)
+OUTCOME_NAMES = {"clarify": "让村民选", "handoff": "答不上", "answer": "已回答", "smalltalk": "打招呼"}
+
+
+def match_level(score: object) -> str:
+    """A matcher score in words (the matcher's own thresholds): 高 would have been answered, 中 offered as a
+    choice, 低 not even that."""
+    value = float(score) if isinstance(score, int | float) else 0.0
+    config = MatcherConfig()
+    return "高" if value >= config.answer_threshold else "中" if value >= config.clarify_threshold else "低"
+
+
+def candidate_titles(kb: KnowledgeBase, candidates: list[object], count: int = 3) -> list[dict[str, str]]:
+    """A gap's nearest FAQ entries as staff read them: the entry's question and 匹配度 高/中/低."""
+    out = []
+    for c in candidates[:count]:
+        if isinstance(c, dict) and c.get("entry_id") in kb.by_id:
+            out.append({"title": kb.fill(kb.by_id[c["entry_id"]].question), "level": match_level(c.get("score"))})
+    return out
 
 
 def due_for_review(kb: KnowledgeBase) -> list[dict[str, object]]:
@@ -104,7 +123,8 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
             "topics_count": len(kb.topics),
             "loaded_at": services.knowledge.loaded_at,
             "errors": holder.last_errors,
-            "directory": str(holder.directory),
+            "outcome_names": OUTCOME_NAMES,
+            "nearest": lambda gap: candidate_titles(kb, gap.candidates),
         },
         title="知识库",
     )

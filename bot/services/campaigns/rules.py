@@ -32,7 +32,7 @@ STATUS_LABELS = {
     "failed": "发送失败",
     "cancelled": "已取消",
 }
-AUDIENCE_LABELS = {"all": "全部关注者", "villages": "按村（微信标签）", "openids": "指定 openid 名单"}
+AUDIENCE_LABELS = {"all": "全部关注者", "villages": "按村（微信标签）", "openids": "指定的村民（名单）"}
 KIND_LABELS = {"text": "文字", "news": "图文链接"}
 
 
