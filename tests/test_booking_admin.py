@@ -28,6 +28,7 @@ from tests.phone import Phone, dialog
 from tests.test_booking_helpers import (
     SMALL_BOOKING_YAML,
     Clock,
+    at,
     booking_client,
     booking_settings,
     bookings,
@@ -132,9 +133,17 @@ async def test_day_view_shows_bookings_capacity_and_free_places(office: Any, boo
     await villager_books(office, booking_settings, "o_li", "李四")
     sign_in(office, booking_settings, ADMIN)
     status, page = await get(office, "/admin/bookings", place=await place_id(office, "station"), day=DAY)
-    assert status == 200
-    assert "2月12日 周四" in page and "9:00-9:30" in page and "2/2，空 0" in page and "0/2，空 2" in page
-    assert "张三" in page and "李四" in page and code in page
+    assert status == 200 and "2月12日 周四" in page
+    # the day's bookings come first (name, service, time, status); the slots are folded away below them
+    bookings_part, slots_part = page.split("各时间段和空位")
+    assert "这天的预约（2 个）" in bookings_part and code in bookings_part
+    assert re.search(r"9:00-9:30</b>\s*<span>法律咨询</span>\s*<span class=\"tag\">已预约</span>", bookings_part)
+    assert "<b>张三</b>" in bookings_part and "<b>李四</b>" in bookings_part
+    # Thursday's list seen on Tuesday: no 到了 yet
+    assert "到了没到，当天再登记" in bookings_part and 'value="checked_in"' not in bookings_part
+    assert "<details" in bookings_part[-300:]  # folded
+    assert "<td>9:00-9:30</td><td>法律咨询</td><td>2/2</td><td>0</td>" in slots_part
+    assert "<td>0/2</td><td>2</td>" in slots_part
     assert "138****5678" in page and "13812345678" not in page  # masked on the list
     assert re.search(r"可约 <b>9</b>.*已约 <b>2</b>.*空位 <b>7</b>", page, re.S)  # 4×2 法律咨询 + 1 法律援助申请
     assert "booking.day" in await audit_actions(office)
@@ -171,6 +180,36 @@ async def test_check_in_no_show_and_undo(office: Any, booking_settings: Settings
     assert (await post(office, path, csrf, {"status": "gone"})).status == 400
     actions = await audit_actions(office)
     assert "booking.checked_in" in actions and "booking.no_show" in actions
+
+
+async def test_check_in_only_on_the_booking_s_own_day(office: Any, booking_settings: Settings, clock: Clock) -> None:
+    await villager_books(office, booking_settings, "o_li", "李建国")  # Thursday 2026-02-12 9:00
+    (booking,) = await bookings(office)
+    csrf = sign_in(office, booking_settings, ADMIN)
+    path, station = f"/admin/bookings/{booking.id}/attendance", await place_id(office, "station")
+
+    async def mark(status: str) -> str:
+        resp = await post(office, path, csrf, {"status": status})
+        assert resp.status == 303
+        return (await get(office, resp.headers["Location"]))[1]
+
+    clock.set(at(2026, 2, 11, 21, 0))  # the evening before: less than 12 hours, but another day
+    assert "这是2月12日 周四的预约，只能在当天登记“到了”。" in await mark("checked_in")
+    assert "预约时间还没到，不能登记“没来”。" in await mark("no_show")
+    assert (await bookings(office))[0].status == "confirmed"
+    _, page = await get(office, "/admin/bookings", place=station, day=DAY)
+    assert 'value="checked_in"' not in page and 'value="no_show"' not in page and "当天再登记" in page
+
+    clock.set(at(2026, 2, 12, 8, 40))  # the day, before the time: 到了 yes, 没来 not yet
+    _, page = await get(office, "/admin/bookings", place=station, day=DAY)
+    assert 'value="checked_in"' in page and 'value="no_show"' not in page
+    assert "李建国：已到" in await mark("checked_in")
+    assert "李建国：已预约" in await mark("confirmed")  # undone
+
+    clock.set(at(2026, 2, 13, 10, 0))  # the next day: no 到了 any more; 没来 can still be caught up on
+    assert "只能在当天登记“到了”" in await mark("checked_in")
+    assert "李建国：未到" in await mark("no_show")
+    assert (await bookings(office))[0].status == "no_show"
 
 
 async def test_staff_cancel_tells_the_villager_and_offers_the_place(office: Any, booking_settings: Settings) -> None:
@@ -325,7 +364,7 @@ async def test_consultation_day_and_closure(office: Any, booking_settings: Setti
     assert "2月12日" not in replies[2]  # closed
     assert "1. 9:00-9:30（剩5个）" in replies[3]
     _status, day_page = await get(office, "/admin/bookings", place=await place_id(office, "station"), day=DAY)
-    assert "这个时间已不开放，请联系下面的村民" in day_page and "张三" in day_page
+    assert re.search(r"这个时间已不开放，请联系这位村民.*<b>张三</b>", day_page, re.S)
     mediator_csrf = sign_in(office, booking_settings, MEDIATOR_1)
     assert (await post(office, "/admin/bookings/specials", mediator_csrf, {"day": DAY, "kind": "closed"})).status == 403
 

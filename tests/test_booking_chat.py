@@ -290,16 +290,20 @@ async def test_someone_elses_code_cannot_be_cancelled(booking_client: Any, booki
 
 async def test_reschedule_moves_the_booking(booking_client: Any, booking_settings: Any) -> None:
     phone = villager(booking_client, booking_settings)
-    await book_thursday_nine(phone)
-    await dialog(
+    code = await book_thursday_nine(phone)
+    replies = await dialog(
         phone,
         [
-            ("改约", ["选哪天", "2月14日 周六【调休上班】"]),
+            # 改约 says which booking it changes, on the day list and again at the confirmation
+            ("改约", [f"改约：2月12日 周四 9:00-9:30 法律咨询（司法所公共法律服务站）预约码 {code}", "选哪天"]),
             ("5", "2月14日 周六"),
-            ("2", ["请核对", "2月14日 周六 9:30-10:00", "确认改到这个时间"]),
+            ("2", ["请核对", "2月14日 周六 9:30-10:00", f"原来的预约 2月12日 周四 9:00-9:30，预约码 {code} 会取消"]),
+            # only 1 confirms here: the bot says so (never "请回复 1 到 1 之间的数字")
+            ("2", ["请回复 1。", "确认改到这个时间"]),
             ("1", ["改约成功", "原来的预约（2月12日 周四 9:00-9:30）已经取消"]),
         ],
     )
+    assert not any("1 到 1" in said for said in replies)
     old, new = await bookings(booking_client)
     assert old.status == "cancelled" and new.status == "confirmed"
     assert new.rescheduled_from_id == old.id and new.phone == "13812345678" and new.name == "张三"

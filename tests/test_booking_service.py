@@ -263,6 +263,28 @@ async def test_too_soon_closed_or_unknown_times_are_gone(seeded: Any) -> None:
     assert staff.status == "booked" and staff.booking is not None and staff.booking.openid is None
 
 
+async def test_attendance_is_marked_on_the_booking_s_day_only(seeded: Any) -> None:
+    """到了 only on the day itself (not the evening before, not the day after); 没来 once the time came."""
+    outcome = await book_one(seeded, at(2026, 2, 12, 9), at(2026, 2, 10, 8), "attend")
+    assert outcome.booking is not None
+    booking_id = outcome.booking.id
+
+    async def mark(status: Any, now: dt.datetime) -> str:
+        async with seeded() as s, s.begin():
+            try:
+                done = await svc.mark_attendance(s, booking_id, status, by="wang", now=now, rules=RULES)
+            except svc.AttendanceError as exc:
+                return str(exc)
+            return done.status if done else "none"
+
+    assert await mark("checked_in", at(2026, 2, 11, 22)) == "这是2月12日 周四的预约，只能在当天登记“到了”。"
+    assert await mark("no_show", at(2026, 2, 12, 8, 59)) == "预约时间还没到，不能登记“没来”。"
+    assert await mark("checked_in", at(2026, 2, 12, 0, 5)) == "checked_in"  # just after midnight, local time
+    assert await mark("confirmed", at(2026, 2, 13, 9)) == "confirmed"  # an undo is always allowed
+    assert await mark("checked_in", at(2026, 2, 13, 9)) == "这是2月12日 周四的预约，只能在当天登记“到了”。"
+    assert await mark("no_show", at(2026, 2, 13, 9)) == "no_show"
+
+
 async def test_capacity_follows_the_schedule(seeded: Any) -> None:
     now, slot = at(2026, 2, 10, 8), at(2026, 2, 12, 9)
     assert (await book_one(seeded, slot, now, "a")).status == "booked"

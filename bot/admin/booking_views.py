@@ -165,6 +165,7 @@ async def day_page(request: web.Request) -> web.StreamResponse:
             "o": overview,
             "links": _day_links(day),
             "today": svc.local_day(_now(), rules),
+            "now": _now(),
             **_common(rules),
         },
         title=f"预约 {svc.fmt_day(day)}",
@@ -222,12 +223,13 @@ async def attendance(request: web.Request) -> web.StreamResponse:
     async with adm.db(request)() as session, session.begin():
         cat = await _catalog(request, session)
         booking = await _booking_for(request, session, cat)
-        if status != "confirmed" and booking.starts_at > _now() + dt.timedelta(hours=12):
-            adm.flash(request, "预约时间还没到，不能登记到没到。", "error")
-        else:
+        try:
             done = await svc.mark_attendance(
-                session, booking.id, cast(Attendance, status), by=user.username, now=_now()
+                session, booking.id, cast(Attendance, status), by=user.username, now=_now(), rules=rules
             )
+        except svc.AttendanceError as exc:  # 到了 on another day, 没来 before the time
+            adm.flash(request, str(exc), "error")
+        else:
             if done is None:
                 adm.flash(request, "这个预约已经取消，不能登记。", "error")
             else:

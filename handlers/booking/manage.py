@@ -131,6 +131,9 @@ async def _reschedule(env: Env, old: Booking) -> TextReply:
         "place": old.place_id,
         "name": old.name,
         "phone": old.phone,
+        # the booking being moved, named on every step (改约 must say which booking it changes)
+        "old_line": _booking_line(env, old),
+        "old_short": f"{svc.fmt_when(old.starts_at, old.ends_at, env.rules)}，预约码 {old.code}",
     }
     return await _show_days(env, w)
 

@@ -80,9 +80,11 @@ async def _show_days(env: Env, w: dict[str, Any]) -> TextReply:
     w["days"] = [d.day.isoformat() for d in days]
     w.pop("start", None)
     note = "\n" + env.texts.get("booking_waitlist_note") if any(d.free == 0 for d in days) else ""
+    head = ""
     if w.get("mode") == "reschedule":
         note = ""
-    prompt = env.texts.get(
+        head = env.texts.get("booking_reschedule_from", booking=w.get("old_line", "")) + "\n"
+    prompt = head + env.texts.get(
         "booking_pick_day",
         service=service.name,
         place=place.name,
@@ -170,7 +172,7 @@ async def _show_confirm(env: Env, w: dict[str, Any]) -> TextReply:
         )
         return env.step("booking.confirm", w, prompt)
     if w.get("mode") == "reschedule":
-        options = env.texts.get("booking_confirm_reschedule")
+        options = env.texts.get("booking_confirm_reschedule", old=w.get("old_short", ""))
     elif w.get("phone"):
         options = env.texts.get("booking_confirm_with_phone", retention_days=env.rules.phone_retention_days)
     else:

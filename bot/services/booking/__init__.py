@@ -48,6 +48,7 @@ from bot.services.booking.overview import (
 from bot.services.booking.planning import Catalog, load_catalog
 from bot.services.booking.privacy import erase_personal_data, export_personal_data
 from bot.services.booking.reservations import (
+    AttendanceError,
     book,
     booking_by_code,
     last_contact,
@@ -70,6 +71,7 @@ __all__ = [
     "SOURCE_NAMES",
     "STATUS_NAMES",
     "WEEKDAY_NAMES",
+    "AttendanceError",
     "BookingConfigError",
     "Catalog",
     "DayAvailability",

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.booking.availability import FreeSlot, local_day, next_free_slots
 from bot.services.booking.config import Rules
+from bot.services.booking.formatting import fmt_day
 from bot.services.booking.planning import Catalog, plan_day
 from bot.services.booking.reminders import reminder_times
 from bot.storage.booking import (
@@ -269,6 +270,10 @@ async def _end_booking(
     return booking
 
 
+class AttendanceError(ValueError):
+    """Refused: ``str(error)`` is a sentence for staff (Chinese)."""
+
+
 async def mark_attendance(
     session: AsyncSession,
     booking_id: int,
@@ -276,8 +281,21 @@ async def mark_attendance(
     *,
     by: str,
     now: dt.datetime,
+    rules: Rules,
 ) -> Booking | None:
-    """Staff mark a villager as come (checked_in), not come (no_show), or undo (confirmed)."""
+    """Staff mark a villager as come (checked_in), not come (no_show), or undo (confirmed).
+
+    到了 only on the booking's own day (never a day early, as the evening before's list would allow);
+    没来 only once its time has come (later days too: catching up on yesterday's list). None: the booking
+    was cancelled or expired."""
+    booking = await session.get(Booking, booking_id)
+    if booking is None:
+        return None
+    day = local_day(booking.starts_at, rules)
+    if status == "checked_in" and day != local_day(now, rules):
+        raise AttendanceError(f"这是{fmt_day(day)}的预约，只能在当天登记“到了”。")
+    if status == "no_show" and booking.starts_at > now:
+        raise AttendanceError("预约时间还没到，不能登记“没来”。")
     done = (
         await session.execute(
             update(Booking)
