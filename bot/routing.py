@@ -85,6 +85,14 @@ class Ctx:
     #: the villager's data was erased (删除我的信息): the pipeline must not write their villager row or chat
     #: state back for this push
     forgotten: bool = False
+    #: what the bot made of a question (answer | picked | clarify | handoff | smalltalk), its topic and FAQ
+    #: entry: stored with the push for the monthly report (see :meth:`record_outcome`)
+    outcome: tuple[str, str | None, str | None] | None = None
+
+    def record_outcome(self, outcome: str, topic: str | None = None, entry_id: str | None = None) -> None:
+        """Keep what the bot made of this message on its stored push (the first call wins)."""
+        if self.outcome is None:
+            self.outcome = (outcome, topic, entry_id)
 
     def write(self, statement: Any, params: dict[str, Any]) -> None:
         """Run a Core insert/update at the end of this push's transaction, together with the

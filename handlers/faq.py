@@ -90,13 +90,16 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
         ctx.remember(menu=None, last_query=None)
         reply = urgent_text(ctx, result.urgent_kind, alert.reached)
         if result.urgent_kind != "suicide" and result.outcome == "answer" and result.entry is not None:
+            ctx.record_outcome("answer", result.entry.topic, result.entry.id)
             reply += "\n\n" + answer_text(ctx, result.entry)  # e.g. what to do about domestic violence
         return reply
     if result.outcome == "smalltalk":
+        ctx.record_outcome("smalltalk")
         return texts.get(result.smalltalk if result.smalltalk in ("greeting", "thanks", "bye") else "help")
     # for 转人工: the question, when it was asked and whether the bot saw a legal matter in it
     ctx.remember(last_query=text, last_query_at=ctx.now.isoformat(), last_query_legal=result.outcome != "handoff")
     if result.outcome == "answer" and result.entry is not None:
+        ctx.record_outcome("answer", result.entry.topic, result.entry.id)
         reply = answer_text(ctx, result.entry)
         if result.alternatives:  # fairly sure: a wrong guess costs one tap ("不是这个？回复 2 或 3")
             others = [c.entry for c in result.alternatives]
@@ -105,10 +108,13 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
             reply += "\n\n" + texts.get("alternatives", numbers=numbers, items=numbered_list(others, start=2))
         return reply
     _record_gap(ctx, result)
+    nearest = result.candidates[0].entry if result.candidates else None
     if result.outcome == "clarify" and result.candidates:
+        ctx.record_outcome("clarify", nearest.topic if nearest else None, nearest.id if nearest else None)
         picks = clarify_choices(result)
         ctx.remember(menu={"kind": "entries", "ids": [e.id for e in picks]})
         return texts.get("clarify", items=numbered_list(picks))
+    ctx.record_outcome("handoff", nearest.topic if nearest else None, nearest.id if nearest else None)
     ctx.remember(menu={"kind": "no_match"})
     return texts.get("no_match")
 

@@ -97,7 +97,9 @@ async def pick(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
         ids = [str(i) for i in menu.get("ids", [])]
         kb = ctx.services.knowledge.kb
         if 1 <= number <= len(ids) and ids[number - 1] in kb.by_id:
-            return TextReply(answer_text(ctx, kb.by_id[ids[number - 1]]))
+            entry = kb.by_id[ids[number - 1]]
+            ctx.record_outcome("picked", entry.topic, entry.id)
+            return TextReply(answer_text(ctx, entry))
         return TextReply(f"{number_range(len(ids))}，或者直接说您的问题。")
     if menu.get("kind") == "no_match":  # "这个问题我还答不好" and its three ways forward
         if number == 1:

@@ -1,238 +1,139 @@
-"""月报告: the monthly numbers the township reports (per village / topic / status, response times,
-satisfaction, escalations by 三长联动 target), on a page and as CSV. Mediators see their own villages' numbers."""
+"""月报告: the month at a glance for the township head — tickets per village, topic, response time and
+satisfaction, 三长联动 escalations, twelve months of trend, the bot's own work (questions answered, topics
+asked, what it could not answer), bookings and no-shows, campaign reach — with charts (server-side SVG,
+``bot.admin.charts``), printable on A4 one section a page, and exported as CSV or XLSX with the same
+sections. Mediators see their own villages' numbers. The numbers: ``bot.services.reports``."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import statistics
-from collections import Counter
-from dataclasses import dataclass, field
+import asyncio
+from typing import Literal
 
 from aiohttp import web
-from sqlalchemy import select
 
+from bot.admin import charts
 from bot.admin import framework as adm
+from bot.services import reports
 from bot.services import tickets as svc
-from bot.storage.models import Village, utcnow
-from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticket, TicketMessage
+from bot.storage.models import utcnow
 
 
-def month_bounds(month: str, now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
-    """'2026-11' → (label, start, end) in China time; nonsense → the current month; a month outside
-    the calendar staff use (framework.FIRST_DAY … LAST_DAY) → 400."""
-    today = svc.local(now)
-    try:
-        year, mon = (int(p) for p in month.split("-", 1))
-        first = dt.date(year, mon, 1)
-    except ValueError:
-        first = today.date().replace(day=1)
-    adm.in_calendar(first)
-    nxt = (first + dt.timedelta(days=32)).replace(day=1)
-    start = dt.datetime.combine(first, dt.time(), svc.CHINA_TZ)
-    end = dt.datetime.combine(nxt, dt.time(), svc.CHINA_TZ)
-    return f"{first:%Y-%m}", start, end
-
-
-def recent_months(now: dt.datetime, count: int = 12) -> list[str]:
-    first = svc.local(now).date().replace(day=1)
-    months = []
-    for _ in range(count):
-        months.append(f"{first:%Y-%m}")
-        first = (first - dt.timedelta(days=1)).replace(day=1)
-    return months
-
-
-def _hours(t: Ticket) -> float | None:
-    if t.first_response_at is None:
-        return None
-    return (t.first_response_at - t.created_at).total_seconds() / 3600
-
-
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 1) if values else None
-
-
-@dataclass
-class Group:
-    name: str
-    total: int = 0
-    open: int = 0
-    done: int = 0
-    urgent: int = 0
-    hours: list[float] = field(default_factory=list)
-    rated: int = 0
-    helpful: int = 0
-
-    def add(self, t: Ticket) -> None:
-        self.total += 1
-        self.open += t.status in OPEN_STATUSES
-        self.done += t.status in (RESOLVED, CLOSED)
-        self.urgent += t.urgent
-        hours = _hours(t)
-        if hours is not None:
-            self.hours.append(hours)
-        if t.satisfaction is not None:
-            self.rated += 1
-            self.helpful += t.satisfaction == 1
-
-    @property
-    def median_hours(self) -> float | None:
-        return _median(self.hours)
-
-
-@dataclass
-class Report:
-    month: str
-    total: Group
-    villages: list[Group]
-    topics: list[tuple[str, int]]
-    statuses: list[tuple[str, int]]
-    responded: int
-    within_deadline: int
-    overdue: int
-    escalated: int
-    #: escalations made in the month, by target (乡里, 乡矛调中心, 派出所, 司法所, 人民法庭), every one counted
-    escalations: list[tuple[str, int]]
-    mean_hours: float | None
-    satisfaction: dict[str, int]
-
-
-async def build_report(request: web.Request, month: str) -> Report:
+async def _report(request: web.Request) -> reports.MonthlyReport:
     staff = adm.user(request)
-    label, start, end = month_bounds(month, utcnow())
-    kb = adm.services(request).knowledge.kb
-    async with adm.db(request)() as session:
-        tickets = list(
-            (
-                await session.execute(
-                    select(Ticket).where(
-                        svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position),
-                        Ticket.created_at >= start,
-                        Ticket.created_at < end,
-                    )
-                )
-            ).scalars()
-        )
-        villages = {v.id: v.name for v in (await session.execute(select(Village).order_by(Village.id))).scalars()}
-        events = (
-            await session.execute(
-                select(TicketMessage.details)
-                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
-                .where(
-                    svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position),
-                    TicketMessage.kind == "event",
-                    TicketMessage.created_at >= start,
-                    TicketMessage.created_at < end,
-                )
-            )
-        ).scalars()
-        targets: Counter[str] = Counter(
-            str(d.get("target")) for d in events if d.get("event") == "escalated" and d.get("target")
-        )
-    total = Group("合计")
-    groups: dict[int | None, Group] = {vid: Group(name) for vid, name in villages.items() if staff.can_see_village(vid)}
-    topics: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    satisfaction: Counter[str] = Counter()
-    responded = within = overdue = escalated = 0
-    for t in tickets:
-        total.add(t)
-        groups.setdefault(t.village_id, Group(villages.get(t.village_id or 0, "未选村") if t.village_id else "未选村"))
-        groups[t.village_id].add(t)
-        topics[svc.category_name(kb, t)] += 1
-        statuses[t.status] += 1
-        if t.first_response_at is not None:
-            responded += 1
-            within += t.first_response_at <= t.first_response_due_at
-        if t.overdue_at is not None or (t.first_response_at or utcnow()) > t.first_response_due_at:
-            overdue += 1
-        escalated += t.escalated_at is not None
-        if t.satisfaction is not None:
-            satisfaction[svc.SATISFACTION_NAMES.get(t.satisfaction, str(t.satisfaction))] += 1
-    return Report(
-        month=label,
-        total=total,
-        villages=[g for g in groups.values()],
-        topics=topics.most_common(),
-        statuses=[(s, statuses[s]) for s in STATUSES if statuses[s]],
-        responded=responded,
-        within_deadline=within,
-        overdue=overdue,
-        escalated=escalated,
-        escalations=[(name, targets[key]) for key, name in svc.ESCALATION_TARGETS.items()],
-        mean_hours=round(statistics.fmean(total.hours), 1) if total.hours else None,
-        satisfaction={name: satisfaction[name] for name in svc.SATISFACTION_NAMES.values()},
+    scope = reports.Scope(
+        svc.visible_to(staff.role, staff.id, staff.village_ids),
+        None if staff.is_admin else tuple(staff.village_ids),
     )
+    kb = adm.services(request).knowledge.kb
+    month = reports.month_bounds(request.query.get("month", ""), utcnow())
+    adm.in_calendar(month.start.date())  # a month outside the calendar staff use: 400
+    async with adm.db(request)() as session:
+        return await reports.build(session, scope, month.label, kb, utcnow())
+
+
+def _values(pairs: list[tuple[str, int]]) -> tuple[list[str], list[float]]:
+    return [k for k, _ in pairs], [float(v) for _, v in pairs]
+
+
+def report_charts(r: reports.MonthlyReport) -> dict[str, charts.Chart]:
+    """The page's charts by section; each sits beside a table with the same numbers."""
+    t, b, k = r.tickets, r.bot, r.bookings
+    villages = [g.name for g in t.villages]
+    months = [m.short for m in r.trend_months]
+    topics, topic_counts = _values(t.topics[:10])
+    asked, asked_counts = _values(b.top_topics)
+    waits, wait_counts = _values(t.response_times)
+    rated, rated_counts = _values(t.satisfaction)
+    targets, target_counts = _values(t.escalations)
+    services = [row[0] for row in k.by_service]
+    return {
+        "villages": charts.stacked_bar(
+            f"{r.label} 各村工单",
+            villages,
+            {"已办结": [float(g.done) for g in t.villages], "未办结": [float(g.open) for g in t.villages]},
+        ),
+        "topics": charts.bar(f"{r.label} 工单的问题类别", topics, topic_counts, series="工单"),
+        "response": charts.bar(f"{r.label} 首次答复用时", waits, wait_counts, series="工单"),
+        "satisfaction": charts.bar(f"{r.label} 村民评价", rated, rated_counts, series="人数"),
+        "escalations": charts.bar(f"{r.label} 三长联动升级", targets, target_counts, series="工单"),
+        "trend": charts.line("近12个月 工单", months, {k: [float(v) for v in vs] for k, vs in t.trend.items()}),
+        "bot_trend": charts.line("近12个月 村民提问", months, {k: [float(v) for v in vs] for k, vs in b.trend.items()}),
+        "bot": charts.bar(
+            f"{r.label} 机器人的回答",
+            ["直接回答", "选后回答", "让村民选", "答不上", "转工作人员"],
+            [float(b.answered), float(b.picked), float(b.clarified), float(b.unanswered), float(t.from_chat)],
+            series="次数",
+        ),
+        "asked": charts.bar(f"{r.label} 问得最多的类别", asked, asked_counts, series="提问"),
+        "bookings": charts.stacked_bar(
+            f"{r.label} 预约",
+            services,
+            {
+                "到了": [float(row[2]) for row in k.by_service],
+                "没来": [float(row[3]) for row in k.by_service],
+                "未登记": [float(row[1] - row[2] - row[3]) for row in k.by_service],
+            },
+        ),
+    }
 
 
 async def report_page(request: web.Request) -> web.StreamResponse:
-    report = await build_report(request, request.query.get("month", ""))
+    r = await _report(request)
+    visuals = await asyncio.to_thread(report_charts, r)
+    async with adm.db(request)() as session, session.begin():
+        await adm.audit(session, request, "report.view", object_type="report", object_id=r.label)
     return await adm.render(
         request,
         "admin/report.html",
-        {"r": report, "months": recent_months(utcnow())},
-        title=f"月报告 {report.month}",
+        {
+            "r": r,
+            "t": r.tickets,
+            "b": r.bot,
+            "k": r.bookings,
+            "charts": visuals,
+            "months": reports.recent_months(utcnow()),
+        },
+        title=f"月报告 {r.label}",
     )
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value}"
+async def _export(request: web.Request, fmt: Literal["csv", "xlsx"]) -> web.StreamResponse:
+    r = await _report(request)
+    township = adm.services(request).knowledge.kb.site.get("township", "")
+    title = f"{township}乡法通月报告"
+    async with adm.db(request)() as session, session.begin():
+        await adm.audit(
+            session, request, "report.export", object_type="report", object_id=r.label, details={"format": fmt}
+        )
+    if fmt == "xlsx":
+        body = await asyncio.to_thread(reports.to_xlsx, r, title)
+        kind = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return web.Response(
+            body=body,
+            content_type=kind,
+            headers={"Content-Disposition": f'attachment; filename="lawbot-report-{r.label}.xlsx"'},
+        )
+    return web.Response(
+        body=reports.to_csv(r, title),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="lawbot-report-{r.label}.csv"'},
+    )
 
 
 async def report_csv(request: web.Request) -> web.StreamResponse:
-    r = await build_report(request, request.query.get("month", ""))
-    township = adm.services(request).knowledge.kb.site.get("township", "")
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow([f"{township}乡法通月报告", r.month])
-    w.writerow([])
-    w.writerow(["总体", "数量"])
-    for name, value in (
-        ("工单数", r.total.total),
-        ("已办结", r.total.done),
-        ("未办结", r.total.open),
-        ("紧急", r.total.urgent),
-        ("升级（三长联动）", r.escalated),
-        ("已首次答复", r.responded),
-        ("按期首次答复", r.within_deadline),
-        ("超期", r.overdue),
-        ("首次答复平均小时", _fmt(r.mean_hours)),
-        ("首次答复中位数小时", _fmt(r.total.median_hours)),
-    ):
-        w.writerow([name, value])
-    w.writerow([])
-    w.writerow(["按村", "工单数", "未办结", "已办结", "紧急", "首次答复中位数小时", "评价数", "有帮助"])
-    for g in r.villages:
-        w.writerow([g.name, g.total, g.open, g.done, g.urgent, _fmt(g.median_hours), g.rated, g.helpful])
-    w.writerow([])
-    w.writerow(["升级去向（三长联动）", "次数"])
-    w.writerows(r.escalations)
-    w.writerow([])
-    w.writerow(["按问题类别", "工单数"])
-    w.writerows(r.topics)
-    w.writerow([])
-    w.writerow(["按状态", "工单数"])
-    w.writerows(r.statuses)
-    w.writerow([])
-    w.writerow(["满意度", "人数"])
-    w.writerows(r.satisfaction.items())
-    async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, "report.export", object_type="report", object_id=r.month)
-    body = "\ufeff" + out.getvalue()  # a BOM so Excel opens the Chinese correctly
-    return web.Response(
-        body=body.encode("utf-8"),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="lawbot-report-{r.month}.csv"'},
-    )
+    return await _export(request, "csv")
+
+
+async def report_xlsx(request: web.Request) -> web.StreamResponse:
+    return await _export(request, "xlsx")
 
 
 def setup(app: web.Application) -> None:
     adm.add_view(app, "GET", "/admin/report", report_page, name="admin-report", roles=adm.STAFF)
     adm.add_view(app, "GET", "/admin/report.csv", report_csv, name="admin-report-csv", roles=adm.STAFF)
+    adm.add_view(app, "GET", "/admin/report.xlsx", report_xlsx, name="admin-report-xlsx", roles=adm.STAFF)
     adm.add_nav(app, "月报告", "admin-report", roles=adm.STAFF, order=20)
 
 
-__all__ = ["Report", "build_report", "setup"]
+__all__ = ["report_charts", "setup"]

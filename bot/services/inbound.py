@@ -151,6 +151,9 @@ def _statements(dialect: str) -> dict[str, Any]:
         .values(
             status=bindparam("status"),
             handler=bindparam("handler"),
+            outcome=bindparam("outcome"),
+            topic=bindparam("topic"),
+            entry_id=bindparam("entry_id"),
             reply=bindparam("reply", type_=InboundMessage.__table__.c.reply.type),
             replied_at=bindparam("replied_at"),
         )
@@ -442,7 +445,14 @@ class Pipeline:
             keep_state = msg.event not in SYSTEM_EVENTS and not ctx.forgotten
             writes = [*ctx.writes, *(loaded.writes(now) if keep_state else ())]
             await _finish(
-                session, msg, inbound_id, handler_name, reply, deferred=job.outcome == "deferred", writes=writes
+                session,
+                msg,
+                inbound_id,
+                handler_name,
+                reply,
+                deferred=job.outcome == "deferred",
+                writes=writes,
+                outcome=ctx.outcome,
             )
         except BaseException:
             await session.close()  # rolls back whatever the handler did
@@ -558,6 +568,7 @@ async def _finish(
     deferred: bool,
     status: str | None = None,
     writes: Sequence[Write] = (),
+    outcome: tuple[str, str | None, str | None] | None = None,
 ) -> None:
     """Record the outcome and the handler's state changes in its transaction; commit; close."""
     reply_json = reply.to_json() if reply is not None else {"type": "none"}
@@ -575,6 +586,9 @@ async def _finish(
         "inbound_id": inbound_id,
         "status": status or ("deferred" if deferred else "replied"),
         "handler": handler_name,
+        "outcome": outcome[0] if outcome else None,
+        "topic": outcome[1] if outcome else None,
+        "entry_id": outcome[2] if outcome else None,
         # a retry after a deferral must not get the answer twice: it gets `success`
         "reply": {"type": "none"} if deferred else reply_json,
         "replied_at": dt.datetime.now(dt.UTC),

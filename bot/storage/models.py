@@ -116,6 +116,11 @@ class InboundMessage(Base):
     # recovering = the recovery job is re-running it
     status: Mapped[str] = mapped_column(String(16), default="received")
     handler: Mapped[str | None] = mapped_column(String(64), default=None)
+    # what the bot made of a question (answer | picked | clarify | handoff | smalltalk), for the monthly
+    # report: the FAQ topic and entry it answered with, or the nearest one
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    topic: Mapped[str | None] = mapped_column(String(64), default=None)
+    entry_id: Mapped[str | None] = mapped_column(String(64), default=None)
     reply: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # the reply, to answer retries
     replied_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     # the recovery job (a crash left the push unanswered): when a worker last claimed it, how often
