@@ -41,3 +41,28 @@ def test_pygal_leaves_no_legacy_import_hook_behind() -> None:
 
     charts.bar("x", VILLAGES, [1, 2, 3])
     assert not [f for f in sys.meta_path if type(f).__name__ == "PluginImportFixer"]
+
+
+def test_a_legend_of_two_rows_stays_inside_the_picture() -> None:
+    """Three series in two legend columns make two rows: the second used to be drawn past the bottom."""
+    import re
+
+    for chart in (
+        charts.line("近12个月 工单", ["26-01", "26-02"], {"新工单": [4, 2], "已解决": [1, 3], "紧急": [0, 1]}),
+        charts.stacked_bar("预约", ["法律咨询", "人民调解"], {"到了": [2, 1], "没来": [1, 0], "未登记": [1, 1]}),
+    ):
+        found = re.search(r'<g transform="translate\([\d.]+, ([\d.]+)\)" class="legends">', chart.svg)
+        assert found is not None
+        legend_y = float(found.group(1))
+        last_row = legend_y + 18 + 12  # the second row's box: 18 px below the first, 12 px tall
+        assert last_row <= chart.height and f'viewBox="0 0 {charts.WIDTH} {chart.height}"' in chart.svg
+        assert f'height="{chart.height}"' in str(chart.img())
+
+
+def test_axis_labels_are_round_numbers() -> None:
+    from bot.admin.charts import _ticks
+
+    assert _ticks(0) == {}
+    assert _ticks(5) == {"y_labels": [0, 1, 2, 3, 4, 5]}
+    assert _ticks(174) == {"y_labels": [0, 50, 100, 150, 200]}
+    assert _ticks(240) == {"y_labels": [0, 50, 100, 150, 200, 250]}

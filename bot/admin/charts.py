@@ -34,6 +34,7 @@ chart shows; every chart on a page sits next to a table with the same numbers.
 from __future__ import annotations
 
 import base64
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -139,6 +140,24 @@ def _config(height: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _fit_legend(tree: Any, height: int) -> int:
+    """pygal keeps room for one row of a legend at the bottom: a second row (three or more series in two
+    columns) was drawn past the picture's edge and cut off. Grow the picture to the legend's last row."""
+    legends = tree.xpath("//*[local-name()='g' and @class='legends']")
+    found = re.search(r"translate\(\s*[-\d.]+[ ,]+([-\d.]+)\s*\)", legends[0].get("transform", "")) if legends else None
+    if found is None:
+        return height
+    rows = [float(r.get("y", 0)) + float(r.get("height", 0)) for r in legends[0].xpath(".//*[local-name()='rect']")]
+    bottom = int(float(found.group(1)) + max(rows, default=0) + 10)
+    if bottom <= height:
+        return height
+    tree.set("height", str(bottom))
+    tree.set("viewBox", f"0 0 {WIDTH} {bottom}")
+    for background in tree.xpath(f"//*[local-name()='rect' and @class='background' and @width='{WIDTH}']"):
+        background.set("height", str(bottom))
+    return bottom
+
+
 def _render(chart: Any, title: str, alt: str, height: int) -> Chart:
     from lxml import etree
 
@@ -146,6 +165,7 @@ def _render(chart: Any, title: str, alt: str, height: int) -> Chart:
     # no script runs in an image: drop pygal's tooltip config and the per-point tooltip texts
     for node in tree.xpath("//*[local-name()='script' or local-name()='desc'] | //comment()"):
         node.getparent().remove(node)
+    height = _fit_legend(tree, height)
     svg = etree.tostring(tree, encoding="unicode")
     return Chart(title, svg, alt, WIDTH, height)
 
@@ -164,7 +184,7 @@ def _ticks(top: float) -> dict[str, list[int]]:
     if top <= 0:
         return {}
     top = int(top + 0.999)
-    step = max(1, (top + 5) // 6)
+    step = next(n * 10**e for e in range(12) for n in (1, 2, 5) if n * 10**e * 6 >= top)  # 1, 2, 5, 10, 20 …
     return {"y_labels": list(range(0, top + step, step))}
 
 
