@@ -77,7 +77,7 @@ async def test_admin_renames_and_adds_villages(client: Any, browsers: Any) -> No
     await add_staff(client, "chief", "admin")
     chief: Staffer = await browsers("chief")
     status, page = await chief.get("/admin/villages")
-    assert status == 200 and "龙潭村" in page and "village_编号" in page
+    assert status == 200 and "龙潭村" in page and "village_11" in page  # each village's QR scene
     status, page = await chief.post("/admin/villages/11", {"name": "龙潭新村", "active": "1"})
     assert "已保存 龙潭新村" in page
     status, page = await chief.post("/admin/villages", {"id": "12", "name": "河口村"})
@@ -114,6 +114,12 @@ async def test_knowledge_page_shows_the_gaps_and_reloads(
         await chief.sign_in("chief")
         status, page = await chief.get("/admin/knowledge")
         assert status == 200 and "今天天气咋样" in page and "<td>2</td>" in page
+        # the nearest FAQ entry by its question and a 匹配度 in words: no slug, no score, no server path
+        nearest = knowledge_holder.current.match("今天天气咋样").candidates[0]
+        question = knowledge_holder.current.kb.fill(nearest.entry.question)
+        assert f"{question}（匹配度 低）" in page and "答不上" in page
+        assert nearest.entry.id not in page and f"{nearest.score:.4f}" not in page and "handoff" not in page
+        assert str(DEFAULT_KNOWLEDGE_DIR) not in page and str(tmp_path) not in page
         status, page = await chief.post("/admin/knowledge/reload")
         assert "没有加载，仍在用旧的版本" in page and "flow sequence" in page
         assert client.app[SERVICES].knowledge is knowledge_holder.current  # still serving

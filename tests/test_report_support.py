@@ -48,6 +48,10 @@ GAP_TEXTS = (
     "宅急地证丢了",
 )
 DELAYS = (0.5, 2.0, 6.0, 30.0, 100.0)  # first-response hours, one per bucket
+#: tickets per month (oldest first): more around the Spring Festival and after the harvest
+TICKET_SEASON = (8, 12, 14, 9, 8, 7, 8, 9, 10, 11, 9, 9)
+#: questions to the bot per month: more as more villagers follow the account
+QUESTION_GROWTH = tuple(range(5, 17))
 
 
 @dataclass
@@ -80,8 +84,10 @@ async def fill_year(
     bookings: int = 600,
     villagers_per_village: int = 30,
     seed: int = 7,
+    formulas: bool = True,
 ) -> Year:
-    """Twelve months of work ending with ``last``, plus a few rows just outside them."""
+    """Twelve months of work ending with ``last``, plus a few rows just outside them. ``formulas``: some
+    villager text and a campaign title read like spreadsheet formulas (for the export tests)."""
     rng = random.Random(seed)
     months = months_up_to(last, 12)
     outside = Month("next", last.end, last.end + dt.timedelta(days=28))  # a few rows after: never counted
@@ -107,7 +113,7 @@ async def fill_year(
         # ---------------------------------------------------------------- tickets
         rows = []
         for n in range(tickets):
-            month = months[n % 12] if n < tickets - 30 else outside
+            month = rng.choices(months, weights=TICKET_SEASON)[0] if n < tickets - 30 else outside
             created = _moment(rng, month)
             openid = rng.choice(openids)
             village = year.openid_village[openid] if rng.random() > 0.03 else None
@@ -117,7 +123,7 @@ async def fill_year(
             resolved = created + dt.timedelta(days=rng.choice((1, 3, 20))) if status in (RESOLVED, CLOSED) else None
             rows.append(
                 {
-                    "number": f"Y{n:05d}",
+                    "number": f"2025-{n:04d}",  # the format of real numbers, a year before
                     "openid": openid,
                     "village_id": village,
                     "summary": "邻居占了我家的地",
@@ -133,6 +139,8 @@ async def fill_year(
                     "escalated_to": rng.choice(TARGETS) if escalated else None,
                     "resolved_at": resolved if status == RESOLVED else None,
                     "satisfaction": rng.choice((1, 1, 2, 3)) if rng.random() < 0.4 else None,
+                    "contact_phone": f"1380000{n:04d}" if n % 2 else None,
+                    "phone_consent_at": created if n % 2 else None,
                 }
             )
         await session.execute(insert(Ticket), rows)
@@ -141,7 +149,7 @@ async def fill_year(
         # ---------------------------------------------------------------- the bot's answers and its gaps
         inbound, gaps = [], []
         for n in range(questions):
-            month = months[n % 12] if n < questions - 40 else outside
+            month = rng.choices(months, weights=QUESTION_GROWTH)[0] if n < questions - 40 else outside
             at = _moment(rng, month)
             openid = rng.choice(openids)
             outcome = rng.choice(OUTCOMES) if rng.random() > 0.1 else None  # None: menu clicks, bookings …
@@ -164,7 +172,7 @@ async def fill_year(
                 }
             )
             if outcome in ("clarify", "handoff"):
-                text = rng.choice(GAP_TEXTS)
+                text = rng.choice(GAP_TEXTS if formulas else [t for t in GAP_TEXTS if not t.startswith("=")])
                 gaps.append(
                     {
                         "openid": openid,
@@ -213,9 +221,10 @@ async def fill_year(
         year.bookings = booked
 
         # ---------------------------------------------------------------- campaigns (three in the last month)
+        scam = "@SUM(1+1) 防诈骗" if formulas else "防诈骗"
         campaigns = [
             ("宪法宣传周", "all", [], last.start + dt.timedelta(days=3), 420, 400, 3, 120),
-            ("@SUM(1+1) 防诈骗", "villages", [1, 2], last.start + dt.timedelta(days=10), 60, 58, 0, 0),
+            (scam, "villages", [1, 2], last.start + dt.timedelta(days=10), 60, 58, 0, 0),
             ("秋收用工提醒", "villages", [5], last.start + dt.timedelta(days=20), 30, 30, 0, 12),
             ("上个月的活动", "all", [], months[-2].start + dt.timedelta(days=5), 400, 390, 1, 0),
         ]

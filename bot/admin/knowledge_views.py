@@ -11,20 +11,12 @@ from sqlalchemy import func, select
 from bot.admin import framework as adm
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.currency import book, review_due
-from bot.matcher import MatcherConfig
+from bot.services.knowledge import match_level
 from bot.services.privacy import mask_phones
 from bot.storage.models import KnowledgeGap, utcnow
 
 GAP_DAYS_CHOICES = (7, 30, 90)
 OUTCOME_NAMES = {"clarify": "让村民选", "handoff": "答不上", "answer": "已回答", "smalltalk": "打招呼"}
-
-
-def match_level(score: object) -> str:
-    """A matcher score in words (the matcher's own thresholds): 高 would have been answered, 中 offered as a
-    choice, 低 not even that."""
-    value = float(score) if isinstance(score, int | float) else 0.0
-    config = MatcherConfig()
-    return "高" if value >= config.answer_threshold else "中" if value >= config.clarify_threshold else "低"
 
 
 def candidate_titles(kb: KnowledgeBase, candidates: list[object], count: int = 3) -> list[dict[str, str]]:

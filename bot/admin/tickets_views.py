@@ -15,6 +15,7 @@ from bot.knowledge import Entry
 from bot.services import staff as staff_svc
 from bot.services import tickets as svc
 from bot.services import villagers
+from bot.services.knowledge import match_level
 from bot.services.privacy import find_phones, mask_phone, mask_phones, shown_to_staff
 from bot.storage.models import Village, utcnow
 from bot.storage.staff import ROLE_NAMES, StaffUser
@@ -319,6 +320,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "thread": thread,
             "village": village.name if village else "未选村",
             "topic": svc.category_name(kb, ticket),
+            "topic_level": match_level(ticket.topic_score) if ticket.topic_score is not None else "",
             "urgent_kind": svc.kind_name(ticket.urgent_kind) if ticket.urgent else "",
             "crisis": ticket.urgent_kind == "suicide",
             "assignee": people[ticket.assignee_id].label if ticket.assignee_id in people else "乡里待分派",

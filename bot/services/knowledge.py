@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
-from bot.matcher import Matcher, MatchResult
+from bot.matcher import Matcher, MatcherConfig, MatchResult
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ class _Keep(dict[str, Any]):
 def fill(template: str, values: Mapping[str, Any]) -> str:
     """Fill ``{name}`` placeholders; unknown names are left as they are (never an exception)."""
     return string.Formatter().vformat(template, (), _Keep(values))
+
+
+def match_level(score: object) -> str:
+    """A matcher score as staff read it (the matcher's own thresholds, never the number): 高 would be
+    answered, 中 offered as a choice, 低 not even that."""
+    value = float(score) if isinstance(score, int | float) else 0.0
+    config = MatcherConfig()
+    return "高" if value >= config.answer_threshold else "中" if value >= config.clarify_threshold else "低"
 
 
 @dataclass(frozen=True)
