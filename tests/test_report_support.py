@@ -143,6 +143,7 @@ async def fill_year(
                     "phone_consent_at": created if n % 2 else None,
                 }
             )
+        rows.sort(key=lambda row: row["created_at"])
         await session.execute(insert(Ticket), rows)
         year.tickets = rows
 
@@ -183,6 +184,9 @@ async def fill_year(
                         "created_at": at,
                     }
                 )
+        # written as they arrive (in time order), as the webhook writes them
+        inbound.sort(key=lambda row: row["received_at"])
+        gaps.sort(key=lambda row: row["created_at"])
         await session.execute(insert(InboundMessage), inbound)
         await session.execute(insert(KnowledgeGap), gaps)
         year.inbound, year.gaps = inbound, gaps

@@ -5,6 +5,7 @@ gaps). Scoped to villages through the villager's registered village."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ class BotWork:
     gaps: int = 0
     top_gaps: list[tuple[str, int]] = field(default_factory=list)
     trend: dict[str, list[int]] = field(default_factory=dict)
+    by_month: dict[str, dict[str, int]] = field(default_factory=dict)  # month → outcome → pushes
 
     @property
     def questions(self) -> int:
@@ -57,82 +59,79 @@ async def bot_work(
     entry_title: Callable[[str], str | None],
     trend: Sequence[Month],
 ) -> BotWork:
-    """``village_ids`` None: the whole township."""
-    scope = _villagers_of(village_ids, InboundMessage.openid)
-    where = [*scope, InboundMessage.received_at >= month.start, InboundMessage.received_at < month.end]
-    asked = [*where, InboundMessage.outcome.in_(QUESTION_OUTCOMES)]
+    """``village_ids`` None: the whole township. Two queries over the pushes: the twelve months by
+    outcome (the month's own counts are its last bucket), and the month by topic and entry."""
     out = BotWork()
-    outcomes = dict(
-        (
-            await session.execute(
-                select(InboundMessage.outcome, func.count())
-                .where(*where, InboundMessage.outcome.is_not(None))
-                .group_by(InboundMessage.outcome)
-            )
-        ).all()
+    await _trend(session, village_ids, trend, out)
+    counts = out.by_month.get(month.label, {})
+    out.answered, out.picked = counts.get("answer", 0), counts.get("picked", 0)
+    out.clarified, out.unanswered = counts.get("clarify", 0), counts.get("handoff", 0)
+    out.smalltalk = counts.get("smalltalk", 0)
+    rows = await session.execute(
+        select(InboundMessage.topic, InboundMessage.entry_id, InboundMessage.outcome, func.count())
+        .where(
+            *_villagers_of(village_ids, InboundMessage.openid),
+            InboundMessage.received_at >= month.start,
+            InboundMessage.received_at < month.end,
+            InboundMessage.outcome.in_(QUESTION_OUTCOMES),
+        )
+        .group_by(InboundMessage.topic, InboundMessage.entry_id, InboundMessage.outcome)
     )
-    out.answered, out.picked = int(outcomes.get("answer", 0)), int(outcomes.get("picked", 0))
-    out.clarified, out.unanswered = int(outcomes.get("clarify", 0)), int(outcomes.get("handoff", 0))
-    out.smalltalk = int(outcomes.get("smalltalk", 0))
-    n = func.count().label("n")
-    topics = await session.execute(
-        select(InboundMessage.topic, n)
-        .where(*asked, InboundMessage.topic.is_not(None))
-        .group_by(InboundMessage.topic)
-        .order_by(n.desc(), InboundMessage.topic)
-        .limit(TOP)
-    )
-    out.top_topics = [(topic_name(str(t)), int(c)) for t, c in topics.all()]
-    entries = await session.execute(
-        select(InboundMessage.entry_id, n)
-        .where(*where, InboundMessage.outcome.in_(("answer", "picked")), InboundMessage.entry_id.is_not(None))
-        .group_by(InboundMessage.entry_id)
-        .order_by(n.desc(), InboundMessage.entry_id)
-        .limit(TOP)
-    )
-    out.top_questions = [(title, int(c)) for e, c in entries.all() if (title := entry_title(str(e)))]
+    topics: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
+    for topic, entry_id, outcome, n in rows.all():  # one row per topic × entry × outcome: a few hundred
+        if topic:
+            topics[str(topic)] += int(n)
+        if entry_id and outcome in ("answer", "picked"):
+            entries[str(entry_id)] += int(n)
+    out.top_topics = [(topic_name(t), n) for t, n in sorted(topics.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]]
+    ranked = sorted(entries.items(), key=lambda kv: (-kv[1], kv[0]))
+    out.top_questions = [(title, n) for e, n in ranked if (title := entry_title(e))][:TOP]
     gap_where = [
         *_villagers_of(village_ids, KnowledgeGap.openid),
         KnowledgeGap.created_at >= month.start,
         KnowledgeGap.created_at < month.end,
     ]
-    out.gaps = int(await session.scalar(select(func.count()).select_from(KnowledgeGap).where(*gap_where)) or 0)
+    times = func.count().label("times")
     gaps = await session.execute(
-        select(func.max(KnowledgeGap.text), n)
+        select(func.max(KnowledgeGap.text), times)
         .where(*gap_where)
         .group_by(KnowledgeGap.normalized)
-        .order_by(n.desc(), func.max(KnowledgeGap.text))
+        .order_by(times.desc(), func.max(KnowledgeGap.text))
         .limit(TOP)
     )
     out.top_gaps = [(str(text), int(c)) for text, c in gaps.all()]
-    await _trend(session, village_ids, trend, out)
+    out.gaps = int(await session.scalar(select(func.count()).select_from(KnowledgeGap).where(*gap_where)) or 0)
     return out
 
 
 async def _trend(
     session: AsyncSession, village_ids: Sequence[int] | None, months: Sequence[Month], out: BotWork
 ) -> None:
+    """Pushes per month and outcome, in one pass over the year (NULL outcomes — menu clicks, bookings,
+    events — left out)."""
     bucketed = (
         select(month_of(InboundMessage.received_at, months).label("m"), InboundMessage.outcome.label("o"))
         .where(
             *_villagers_of(village_ids, InboundMessage.openid),
             InboundMessage.received_at >= months[0].start,
             InboundMessage.received_at < months[-1].end,
-            InboundMessage.outcome.in_(QUESTION_OUTCOMES),
+            InboundMessage.outcome.is_not(None),
         )
         .subquery()
     )
-    counts: dict[tuple[str, str], int] = {
-        (str(m), str(o)): int(c)
-        for m, o, c in (
-            await session.execute(select(bucketed.c.m, bucketed.c.o, func.count()).group_by(bucketed.c.m, bucketed.c.o))
-        ).all()
-    }
+    rows = await session.execute(select(bucketed.c.m, bucketed.c.o, func.count()).group_by(bucketed.c.m, bucketed.c.o))
+    for m, o, c in rows.all():
+        out.by_month.setdefault(str(m), {})[str(o)] = int(c)
     labels = [m.label for m in months]
+
+    def count(label: str, *outcomes: str) -> int:
+        return sum(out.by_month.get(label, {}).get(o, 0) for o in outcomes)
+
     out.trend = {
-        "已回答": [counts.get((m, "answer"), 0) + counts.get((m, "picked"), 0) for m in labels],
-        "让村民选": [counts.get((m, "clarify"), 0) for m in labels],
-        "答不上": [counts.get((m, "handoff"), 0) for m in labels],
+        "已回答": [count(m, "answer", "picked") for m in labels],
+        "让村民选": [count(m, "clarify") for m in labels],
+        "答不上": [count(m, "handoff") for m in labels],
     }
 
 
