@@ -142,9 +142,9 @@ async def test_each_one_reaches_their_own_and_only_admins_see_openid_lists(clien
             assert status == 200 and marker in page, (who, marker)
     # the openid list is in the admin's form only; a mediator's form offers their villages, not a list
     _, form = await people["chief"].get(f"/admin/campaigns/{ids['乡里名单通知']}/edit")
-    assert all(o in form for o in OPENIDS) and "openid 名单" in form
+    assert all(o in form for o in OPENIDS) and "微信编号名单" in form  # the label in Chinese (issue 13)
     _, form = await people["m2"].get("/admin/campaigns/new")
-    assert "openid 名单" not in form and 'value="openids"' not in form
+    assert "微信编号名单" not in form and 'value="openids"' not in form
     assert re.findall(r'name="village_ids" value="(\d+)"', form) == ["2"]
     # a mediator's own draft that an admin turned into an openid list: its list stays hidden
     async with sessions(client)() as session, session.begin():

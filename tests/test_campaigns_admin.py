@@ -232,7 +232,8 @@ async def test_draft_bind_preview_approve_send_and_reach(
     phone = Phone(client, settings, "o_staff_li")
     assert "绑定好了" in await phone.say(f"{staff_svc.BIND_WORD} {code.group(1)}")
     page = await (await client.get(f"/admin/campaigns/{campaign_id}")).text()
-    assert "o_staff_li" in page and "预览到我的微信" in page
+    # bound, named in words: no openid on the page (issue 13)
+    assert "预览发到您绑定的微信" in page and "预览到我的微信" in page and "o_staff_li" not in page
     assert (await post(client, f"/admin/campaigns/{campaign_id}/preview", csrf)).status == 303
     await drain(worker)
     [preview] = [c.body for c in fake.successful("/cgi-bin/message/mass/preview")]

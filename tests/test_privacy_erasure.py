@@ -22,6 +22,7 @@ from bot.services.outbox import OutboxPolicy
 from bot.storage.all import load_all
 from bot.storage.booking import Booking
 from bot.storage.campaigns import Campaign
+from bot.storage.models import Villager
 from bot.storage.staff import StaffUser
 from bot.storage.tickets import RESOLVED, Ticket
 from tests import test_tickets_support as support
@@ -257,11 +258,13 @@ async def test_the_export_holds_everything_erasure_removes(
     monkeypatch.setattr("bot.admin.villager_views.utcnow", clock)  # the back-office on the chat's clock
     scene = await everything(client, settings, clock, browsers)
     chief: Staffer = scene["chief"]
-    resp = await chief.get_raw(f"/admin/villagers/{OPENID}/export")
+    async with client.app[SERVICES].session_factory() as session:  # staff reach a villager by id, not openid
+        villager_id = (await session.execute(select(Villager.id).where(Villager.openid == OPENID))).scalar_one()
+    resp = await chief.get_raw(f"/admin/villagers/{villager_id}/export")
     assert resp.status == 200
     exported = set(leaves(json.loads(await resp.read())))
     before = await cells(client)
-    status, page = await chief.post(f"/admin/villagers/{OPENID}/forget", {"confirm": "1"})
+    status, page = await chief.post(f"/admin/villagers/{villager_id}/forget", {"confirm": "1"})
     assert status == 200 and "已删除该村民的个人信息" in page
     after = await cells(client)
     assert holding(after, MARKERS) == []

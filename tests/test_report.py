@@ -195,6 +195,9 @@ async def test_the_page_charts_print_and_exports(client: Any, browsers: Any) -> 
     await add_staff(client, "chief", "admin", name="乡司法所张三")
     await add_staff(client, "m1", "mediator", (1,), name="王调解员")
     chief: Staffer = await browsers("chief")
+    for outside in ("1999-12", "9999-12"):  # a month outside the calendar staff use: a plain 400
+        status, page = await chief.get("/admin/report", params={"month": outside})
+        assert status == 400 and "日期超出范围" in page
     status, page = await chief.get("/admin/report", params={"month": LAST.label})
     assert status == 200 and "月报告 2026-11" in page
     # charts, server-side SVG inline, with alt text naming the numbers; one printed page per section
@@ -235,29 +238,32 @@ async def test_the_page_charts_print_and_exports(client: Any, browsers: Any) -> 
 async def test_what_villagers_ask_is_counted_as_the_bot_answers_it(client: Any, settings: Any, browsers: Any) -> None:
     """From the phone: an answer, a short list and a pick from it, a question it cannot answer — each push
     keeps what the bot made of it, and the month's report counts them."""
+    knowledge = client.app[SERVICES].knowledge
+    answered, vague, unknown = "俺家宅基地被邻居占了咋整", "打工的事", "明天天气咋样"
+    expected = {q: knowledge.match(q) for q in (answered, vague, unknown)}
+    assert [expected[q].outcome for q in (answered, vague, unknown)] == ["answer", "clarify", "handoff"]
     phone = Phone(client, settings, "o_asks")
     await phone.subscribe("village_1")
-    await dialog(
-        phone,
-        [
-            ("俺家宅基地被邻居占了咋整", "宅基地"),
-            ("地的事", "1."),
-            ("1", "。"),
-            ("明天天气咋样", "答不好"),
-            ("你好", ""),
-        ],
-    )
+    await dialog(phone, [(answered, "宅基地"), (vague, "1."), ("1", "。"), (unknown, "答不好"), ("你好", "")])
     await add_staff(client, "chief", "admin")
     chief: Staffer = await browsers("chief")
     _, page = await chief.get("/admin/report")
     assert "村民提问 <b>3</b> 次：直接回答 1 次；列出几条让村民选 1 次（选后回答 1 次）；答不上 1 次" in page
-    kb = client.app[SERVICES].knowledge.kb
+    kb = knowledge.kb
     r = await _report_now(client, kb)
     assert (r.bot.answered, r.bot.clarified, r.bot.picked, r.bot.unanswered) == (1, 1, 1, 1)
     assert r.bot.questions == 3  # the greeting is not a question
-    assert r.bot.gaps == 2 and ("明天天气咋样", 1) in r.bot.top_gaps
-    assert dict(r.bot.top_topics)[kb.topic_name("neighbor.building_light")] == 1  # the answered one
-    assert dict(r.bot.top_topics)[kb.topic_name("land.dispute_resolution")] >= 1  # the list, and the pick
+    assert r.bot.gaps == 2 and (unknown, 1) in r.bot.top_gaps
+    picked = expected[vague].candidates[0].entry  # "1" picks the first of the list
+    topics = Counter(
+        [expected[answered].entry.topic, expected[vague].candidates[0].entry.topic, picked.topic]
+        + [c.entry.topic for c in expected[unknown].candidates[:1]]
+    )
+    assert dict(r.bot.top_topics) == {kb.topic_name(t): n for t, n in topics.items()}
+    assert dict(r.bot.top_questions) == Counter(
+        kb.fill(e.question)
+        for e in (expected[answered].entry, picked)
+    )
 
 
 async def _report_now(client: Any, kb: Any) -> reports.MonthlyReport:

@@ -105,7 +105,7 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
                     "text": mask_phones(g.text),
                     "created_at": g.created_at,
                     "outcome": g.outcome,
-                    "candidates": g.candidates,
+                    "nearest": candidate_titles(kb, g.candidates),
                 }
                 for g in recent
             ],
@@ -116,7 +116,6 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
             "loaded_at": services.knowledge.loaded_at,
             "errors": holder.last_errors,
             "outcome_names": OUTCOME_NAMES,
-            "nearest": lambda gap: candidate_titles(kb, gap.candidates),
         },
         title="知识库",
     )

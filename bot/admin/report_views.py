@@ -25,10 +25,9 @@ async def _report(request: web.Request) -> reports.MonthlyReport:
         None if staff.is_admin else tuple(staff.village_ids),
     )
     kb = adm.services(request).knowledge.kb
-    month = reports.month_bounds(request.query.get("month", ""), utcnow())
-    adm.in_calendar(month.start.date())  # a month outside the calendar staff use: 400
+    first = adm.in_calendar(reports.first_day(request.query.get("month", ""), utcnow()))  # outside the calendar: 400
     async with adm.db(request)() as session:
-        return await reports.build(session, scope, month.label, kb, utcnow())
+        return await reports.build(session, scope, f"{first:%Y-%m}", kb, utcnow())
 
 
 def _values(pairs: list[tuple[str, int]]) -> tuple[list[str], list[float]]:

@@ -18,7 +18,7 @@ from bot.services.reports.botwork import BotWork
 from bot.services.reports.build import MonthlyReport, Scope, build
 from bot.services.reports.export import Section, safe_text, sections, to_csv, to_xlsx
 from bot.services.reports.outreach import Bookings, CampaignReach
-from bot.services.reports.period import Month, month_bounds, months_up_to, recent_months
+from bot.services.reports.period import Month, first_day, month_bounds, months_up_to, recent_months
 from bot.services.reports.tickets import NO_RESPONSE, RESPONSE_BUCKETS, Counts, TicketFigures
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Section",
     "TicketFigures",
     "build",
+    "first_day",
     "month_bounds",
     "months_up_to",
     "recent_months",

@@ -42,9 +42,15 @@ def _month(first: dt.date) -> Month:
     )
 
 
+def first_day(label: str, now: dt.datetime) -> dt.date:
+    """'2026-11' → 2026-11-01; anything else → this month's first day (China time)."""
+    return _first(label) or local(now).date().replace(day=1)
+
+
 def month_bounds(label: str, now: dt.datetime) -> Month:
-    """'2026-11' → that month; anything else → the current month (China time)."""
-    return _month(_first(label) or local(now).date().replace(day=1))
+    """'2026-11' → that month; anything else (or the last month the calendar has) → the current month."""
+    first = first_day(label, now)
+    return _month(first if first.year < dt.MAXYEAR else first_day("", now))
 
 
 def recent_months(now: dt.datetime, count: int = 12) -> list[str]:
@@ -70,4 +76,4 @@ def month_of(column: Any, months: Sequence[Month]) -> Any:
     )
 
 
-__all__ = ["Month", "month_bounds", "month_of", "months_up_to", "recent_months"]
+__all__ = ["Month", "first_day", "month_bounds", "month_of", "months_up_to", "recent_months"]
