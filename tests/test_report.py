@@ -97,7 +97,9 @@ async def test_a_year_of_data_gives_the_right_numbers(session_factory: Any, know
     no_village = next(g for g in t.villages if g.name == "未选村")
     assert no_village.total == sum(x["village_id"] is None for x in month)
     # topics, statuses, satisfaction, response times, escalations
-    topics = Counter(kb.topic_name(x["topic"]) if x["topic"] else "未判断" for x in month)
+    topics = Counter(
+        kb.topic_name(x["topic"]) if x["topic"] else ("涉及人身安全" if x["urgent"] else "未判断") for x in month
+    )
     assert dict(t.topics) == dict(topics) and [n for _, n in t.topics] == sorted(topics.values(), reverse=True)
     assert dict(t.statuses) == dict(Counter(x["status"] for x in month))
     assert dict(t.satisfaction) == {
@@ -108,7 +110,7 @@ async def test_a_year_of_data_gives_the_right_numbers(session_factory: Any, know
     assert buckets["3天以上"] == sum(h >= 72 for h in hours)
     assert buckets[reports.NO_RESPONSE] == len(month) - len(hours) and sum(buckets.values()) == len(month)
     escalated = Counter(x["escalated_to"] for x in year.tickets if _in(x["escalated_at"], LAST))
-    assert dict(t.escalations) == {ESCALATION_TARGETS[k]: n for k, n in escalated.items()}
+    assert t.escalations == [(name, escalated[key]) for key, name in ESCALATION_TARGETS.items()]  # every target
     # twelve months of trend, oldest first, ending with the report's month
     assert t.trend_months[-1] == "2026-11" and t.trend_months[0] == "2025-12"
     for i, m in enumerate(r.trend_months):
@@ -213,7 +215,7 @@ async def test_the_page_charts_print_and_exports(client: Any, browsers: Any) -> 
     rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8").lstrip("\ufeff"))))
     headers = [r[0] for i, r in enumerate(rows) if i and r and not rows[i - 1]]
     assert headers == [s.header[0] for s in reports.sections(await _report(factory, kb))]
-    assert headers[:5] == ["总体", "按村", "按问题类别", "按状态", "满意度"]  # as before issue 13
+    assert headers[:6] == ["总体", "按村", "升级去向（三长联动）", "按问题类别", "按状态", "满意度"]  # as before
     assert "'@SUM(1+1) 防诈骗" in [r[0] for r in rows if r]
     assert any(r and r[0].startswith("'=HYPERLINK") for r in rows)
     assert not any(r and r[0].startswith(("=", "@", "+")) for r in rows)
@@ -221,7 +223,7 @@ async def test_the_page_charts_print_and_exports(client: Any, browsers: Any) -> 
     resp = await chief.get_raw(f"/admin/report.xlsx?month={LAST.label}")
     assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
     book = load_workbook(io.BytesIO(await resp.read()))
-    assert book.sheetnames[:3] == ["总体", "按村", "按问题类别"] and "机器人的工作" in book.sheetnames
+    assert book.sheetnames[:3] == ["总体", "按村", "升级去向（三长联动）"] and "机器人的工作" in book.sheetnames
     overall = {r[0]: r[1] for r in book["总体"].iter_rows(min_row=3, values_only=True)}
     csv_overall = {r[0]: r[1] for r in rows[2:12]}
     assert str(overall["工单数"]) == csv_overall["工单数"]

@@ -21,7 +21,7 @@ from bot.settings import DEFAULT_KNOWLEDGE_DIR
 from bot.storage.booking import Booking, BookingPlace, BookingService, BookingSlot
 from bot.storage.campaigns import Campaign
 from bot.storage.models import InboundMessage, KnowledgeGap, Village, Villager
-from bot.storage.tickets import CLOSED, RESOLVED, STATUSES, Ticket
+from bot.storage.tickets import CLOSED, RESOLVED, STATUSES, Ticket, TicketMessage
 
 VILLAGES = {
     1: "观音寺村",
@@ -36,7 +36,7 @@ VILLAGES = {
     10: "焦山村",
     11: "龙潭村",
 }
-TARGETS = ("township", "mediation_center", "police", "judicial")
+TARGETS = ("township", "mediation_center", "police", "judicial", "court")
 OUTCOMES = ("answer", "answer", "answer", "picked", "clarify", "handoff", "smalltalk")
 #: questions the bot could not answer; one reads like a spreadsheet formula (villager text is data)
 GAP_TEXTS = (
@@ -144,7 +144,19 @@ async def fill_year(
                 }
             )
         rows.sort(key=lambda row: row["created_at"])
-        await session.execute(insert(Ticket), rows)
+        ids = (await session.execute(insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True), rows)).scalars()
+        events = [
+            {
+                "ticket_id": ticket_id,
+                "kind": "event",
+                "body": "升级",
+                "details": {"event": "escalated", "target": row["escalated_to"]},
+                "created_at": row["escalated_at"],
+            }
+            for ticket_id, row in zip(ids, rows, strict=True)
+            if row["escalated_at"] is not None
+        ]
+        await session.execute(insert(TicketMessage), events)
         year.tickets = rows
 
         # ---------------------------------------------------------------- the bot's answers and its gaps

@@ -48,11 +48,11 @@ EXPECTED = {
         "/admin/bookings/new", "/admin/bookings/settings", "/admin/knowledge", "/admin/campaigns",
         "/admin/campaigns/N", "/admin/campaigns/new", "/admin/disputes", "/admin/disputes/N",
         "/admin/disputes/monthly", "/admin/disputes/queue", "/admin/staff", "/admin/staff/N", "/admin/villages",
-        "/admin/villagers", "/admin/villagers/N", "/admin/audit", "/admin/password",
+        "/admin/villagers", "/admin/villagers/N", "/admin/audit", "/admin/account", "/admin/duty",
     },
     "wangtj": {"/admin/tickets/N", "/admin/report", "/admin/bookings", "/admin/campaigns", "/admin/disputes/N"},
     "lisz": {"/admin/tickets/N", "/admin/disputes/queue", "/admin/disputes/N"},
-    "zhaomb": {"/admin/tickets", "/admin/password"},
+    "zhaomb": {"/admin/tickets", "/admin/account"},
 }  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from bot.storage.models import utcnow
 async def _report(request: web.Request) -> reports.MonthlyReport:
     staff = adm.user(request)
     scope = reports.Scope(
-        svc.visible_to(staff.role, staff.id, staff.village_ids),
+        svc.visible_to(staff.role, staff.id, staff.village_ids, position=staff.position),
         None if staff.is_admin else tuple(staff.village_ids),
     )
     kb = adm.services(request).knowledge.kb

@@ -17,6 +17,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("staff", "人员"),
     ("auth", "登录"),
     ("village", "村"),
+    ("duty", "值班"),
     ("knowledge", "知识库"),
     ("report", "月报告"),
 )
@@ -40,6 +41,7 @@ ACTION_NAMES: dict[str, str] = {
     "ticket.escalate": "升级（三长联动）",
     "ticket.agreement": "登记调解协议日期",
     "ticket.overdue_escalate": "超期未答复，自动升级到乡里",
+    "ticket.urgent_unseen_escalate": "紧急工单无人查看，自动报乡管理员",
     # bookings
     "booking.day": "查看一天的预约",
     "booking.view": "查看预约详情",
@@ -108,6 +110,12 @@ ACTION_NAMES: dict[str, str] = {
     "staff.update": "修改人员",
     "staff.password_change": "修改自己的密码",
     "staff.password_reset": "重设密码",
+    "staff.wechat_bind_code": "获取微信绑定码（我的账号）",
+    "staff.wechat_unbind": "解除微信绑定（我的账号）",
+    # the duty roster
+    "duty.week": "设置每周值班",
+    "duty.day": "安排某天值班",
+    "duty.day_remove": "取消某天的值班安排",
     "village.create": "新增村",
     "village.update": "修改村",
     # knowledge and reports
@@ -131,6 +139,7 @@ OBJECT_TYPE_NAMES: dict[str, str] = {
     "staff": "人员",
     "village": "村",
     "village_tags": "各村微信标签",
+    "duty": "值班表",
     "knowledge": "知识库",
     "report": "月报告",
 }

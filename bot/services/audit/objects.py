@@ -137,6 +137,8 @@ def _one(r: AuditLog, names: dict[str, dict[int, str]], people: dict[str, str], 
         return people.get(oid, villagers.ERASED)
     if kind in ("knowledge", "village_tags"):
         return what
+    if kind == "duty":
+        return f"值班表 {details['day']}" if details.get("day") else what
     if kind == "report":
         return f"月报告 {oid}" if oid else what
     if kind == "dispute_report":

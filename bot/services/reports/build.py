@@ -15,6 +15,7 @@ from bot.services.reports.botwork import BotWork, bot_work
 from bot.services.reports.outreach import Bookings, CampaignReach, bookings, campaign_reach
 from bot.services.reports.period import Month, month_bounds, months_up_to
 from bot.services.reports.tickets import TicketFigures, ticket_figures
+from bot.services.tickets import category_name
 from bot.storage.models import Village
 
 
@@ -56,7 +57,9 @@ async def build(session: AsyncSession, scope: Scope, month: str, kb: KnowledgeBa
     return MonthlyReport(
         month=bounds,
         villages=mine,
-        tickets=await ticket_figures(session, scope.tickets, bounds, mine, kb.topic_name, now, trend),
+        tickets=await ticket_figures(
+            session, scope.tickets, bounds, mine, lambda t: category_name(kb, t), now, trend
+        ),
         bot=await bot_work(session, scope.village_ids, bounds, kb.topic_name, entry_title, trend),
         bookings=await bookings(session, scope.village_ids, bounds),
         campaigns=await campaign_reach(session, scope.village_ids, bounds, all_villages),

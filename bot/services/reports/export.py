@@ -49,11 +49,11 @@ def sections(r: MonthlyReport) -> list[Section]:
             ["按村", "工单数", "未办结", "已办结", "紧急", "首次答复中位数小时", "评价数", "有帮助"],
             [[g.name, g.total, g.open, g.done, g.urgent, _fmt(g.median_hours), g.rated, g.helpful] for g in t.villages],
         ),
+        Section("升级去向（三长联动）", ["升级去向（三长联动）", "次数"], [list(kv) for kv in t.escalations]),
         Section("按问题类别", ["按问题类别", "工单数"], [list(kv) for kv in t.topics]),
         Section("按状态", ["按状态", "工单数"], [list(kv) for kv in t.statuses]),
         Section("满意度", ["满意度", "人数"], [list(kv) for kv in t.satisfaction]),
         Section("首次答复用时", ["首次答复用时", "工单数"], [list(kv) for kv in t.response_times]),
-        Section("三长联动升级", ["升级到", "工单数"], [list(kv) for kv in t.escalations]),
         Section(
             "近12个月工单",
             ["月份", *t.trend.keys()],

@@ -4,7 +4,8 @@ and twelve months of trend. Every figure is one aggregate query (GROUP BY in the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from bot.services.reports.period import Month, month_of
 from bot.services.reports.sql import hours_between, medians
 from bot.services.tickets import ESCALATION_TARGETS, SATISFACTION_NAMES
 from bot.storage.models import UTCDateTime
-from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticket
+from bot.storage.tickets import CLOSED, OPEN_STATUSES, RESOLVED, STATUSES, Ticket, TicketMessage
 
 #: first-response time buckets: (upper bound in hours, name); tickets without a response are 未答复
 RESPONSE_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -27,7 +28,6 @@ RESPONSE_BUCKETS: tuple[tuple[float, str], ...] = (
 )
 NO_RESPONSE = "未答复"
 NO_VILLAGE = "未选村"
-NO_TOPIC = "未判断"
 
 
 @dataclass
@@ -57,7 +57,7 @@ class TicketFigures:
     overdue: int
     mean_hours: float | None
     response_times: list[tuple[str, int]]
-    escalations: list[tuple[str, int]]  # tickets escalated this month, per 三长联动 target
+    escalations: list[tuple[str, int]]  # escalations made this month, per 三长联动 target (every target listed)
     from_chat: int  # tickets villagers filed through WeChat (转人工 and urgent messages)
     trend_months: list[str] = field(default_factory=list)
     trend: dict[str, list[int]] = field(default_factory=dict)  # 新工单 / 已办结 / 紧急 per month
@@ -110,11 +110,12 @@ async def ticket_figures(
     scope: ColumnElement[bool],
     month: Month,
     villages: dict[int, str],
-    topic_name: Any,
+    category: Callable[[Ticket], str],
     now: dt.datetime,
     trend: Sequence[Month],
 ) -> TicketFigures:
-    """``villages``: the villages the reader may see (id → name), listed even without tickets."""
+    """``villages``: the villages the reader may see (id → name), listed even without tickets; ``category``
+    names what a ticket is about (``tickets.category_name``: a crisis is not an FAQ topic)."""
     where = [scope, Ticket.created_at >= month.start, Ticket.created_at < month.end]
     total_row = (await session.execute(select(*_aggregates(now)).where(*where))).one()
     village_rows = await session.execute(
@@ -136,15 +137,29 @@ async def ticket_figures(
     satisfaction = dict(await _grouped(session, Ticket.satisfaction, [*where, Ticket.satisfaction.is_not(None)]))
     bucketed = select(_buckets().label("b")).where(*where).subquery()
     buckets = dict(await _grouped(session, bucketed.c.b, []))
-    escalated = await _grouped(
-        session,
-        Ticket.escalated_to,
-        [scope, Ticket.escalated_at >= month.start, Ticket.escalated_at < month.end],
+    # every escalation made in the month, by target (a ticket escalated twice counts twice): its events
+    escalations = (
+        select(TicketMessage.details["target"].as_string().label("target"))
+        .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+        .where(
+            scope,
+            TicketMessage.kind == "event",
+            TicketMessage.details["event"].as_string() == "escalated",
+            TicketMessage.created_at >= month.start,
+            TicketMessage.created_at < month.end,
+        )
+        .subquery()
     )
-    topics = sorted(
-        ((topic_name(t) if t else NO_TOPIC, n) for t, n in await _grouped(session, Ticket.topic, where)),
-        key=lambda kv: (-kv[1], kv[0]),
+    escalated = dict(await _grouped(session, escalations.c.target, []))
+    kinds = await session.execute(
+        select(Ticket.topic, Ticket.urgent, Ticket.urgent_kind, func.count())
+        .where(*where)
+        .group_by(Ticket.topic, Ticket.urgent, Ticket.urgent_kind)
     )
+    categories: Counter[str] = Counter()
+    for topic, urgent, urgent_kind, n in kinds.all():  # a row per topic × urgent kind: a few dozen
+        categories[category(Ticket(topic=topic, urgent=bool(urgent), urgent_kind=urgent_kind))] += int(n)
+    topics = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
     figures = TicketFigures(
         total=total,
         villages=rows,
@@ -157,10 +172,7 @@ async def ticket_figures(
         mean_hours=_round(total_row[10]),
         response_times=[(name, buckets.get(name, 0)) for _bound, name in RESPONSE_BUCKETS]
         + [(NO_RESPONSE, buckets.get(NO_RESPONSE, 0))],
-        escalations=sorted(
-            ((ESCALATION_TARGETS.get(str(t), "其他") if t else "未注明", n) for t, n in escalated),
-            key=lambda kv: (-kv[1], kv[0]),
-        ),
+        escalations=[(name, escalated.get(key, 0)) for key, name in ESCALATION_TARGETS.items()],
         from_chat=int(total_row[11] or 0),
     )
     await _trend(session, scope, trend, figures)

@@ -1,8 +1,8 @@
 """inbound_messages.outcome, topic, entry_id: what the bot made of each question, for the monthly report
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-07 12:00:00
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-07 14:00:00
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
