@@ -15,12 +15,15 @@ report back to the webhook).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.devtools.fake_wechat import Call, FakeWeChat
+
+log = logging.getLogger(__name__)
 
 #: mass messages one follower receives per month at most (service accounts)
 MASS_MONTHLY_LIMIT = 4
@@ -100,3 +103,13 @@ def recipients(fake: FakeWeChat, call: Call, result: dict[str, Any]) -> list[str
         job = fake.mass_jobs.get(int(result.get("msg_id") or 0))
         return list(job.recipients) if job is not None else []
     return []
+
+
+def delivered(fake: FakeWeChat, call: Call, result: dict[str, Any]) -> None:
+    """An accepted call: record whom it reached, and tell the listeners if it reached anyone."""
+    call.delivered_to = recipients(fake, call, result)
+    for listener in list(fake.listeners) if call.delivered_to else ():
+        try:
+            listener(call)
+        except Exception:  # a listener's bug must not change the API's answer
+            log.exception("fake WeChat: a delivery listener failed")

@@ -15,12 +15,8 @@ image), and mass sendall/send/preview accept ``mpnews`` only with an issued draf
 ``create_fake_wechat_app(appid, secret)`` returns the application; its state is
 ``app[FAKE_WECHAT]`` (a :class:`FakeWeChat`). Mounted as a sub-app, paths are relative to the mount
 point. JSON views for the dev simulator: ``GET /_fake/calls``, ``POST /_fake/reset``,
-``GET|POST|DELETE /_fake/faults`` (``views_prefix`` moves them: ``serve --dev`` mounts the fake at ``/_fake``
-with no prefix, so they are ``/_fake/calls`` … there).
-
-Whom an accepted message reached, and the report of a mass send, come from
-:mod:`bot.devtools.fake_delivery`: ``followers`` is WeChat's follower list (for ``is_to_all``),
-``listeners`` hear of every delivered call, ``on_mass_job`` of every mass send.
+``GET|POST|DELETE /_fake/faults`` (``views_prefix=""``: at the mount point). Whom a message reaches,
+and mass-send reports: :mod:`bot.devtools.fake_delivery`.
 
 Run it alone: ``python -m bot.devtools.fake_wechat --port 8900``.
 """
@@ -32,7 +28,6 @@ import asyncio
 import base64
 import collections
 import json
-import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,10 +36,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.devtools.fake_delivery import MassJob, recipients, start_job
+from bot.devtools.fake_delivery import MassJob, delivered, start_job
 from bot.settings import Settings
-
-log = logging.getLogger(__name__)
 
 #: the development account (the same defaults as :class:`bot.settings.Settings`)
 DEV_APPID: str = Settings.wechat_appid
@@ -309,12 +302,7 @@ class FakeWeChat:
             return result
         call.errcode = int(result.get("errcode", 0) or 0)
         if call.errcode == 0:
-            call.delivered_to = recipients(self, call, result)
-            for listener in list(self.listeners) if call.delivered_to else ():
-                try:
-                    listener(call)
-                except Exception:  # a listener's bug must not change the API's answer
-                    log.exception("fake WeChat: a delivery listener failed")
+            delivered(self, call, result)
         return web.json_response(result, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
