@@ -33,23 +33,14 @@ def dev_settings(base_settings: Settings, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def make_dev_client(aiohttp_client: Any, knowledge_holder: Any) -> Callable[[Settings], Awaitable[Any]]:
+def make_dev_client(make_client: Any) -> Callable[[Settings], Awaitable[Any]]:
     """``await make_dev_client(settings)``: the app as ``lawbot serve --dev`` builds it, on a fresh schema,
     served on ``settings.port`` (the outbox worker is run by the test: :func:`run_worker`)."""
-    from bot.app import create_app
-    from bot.storage.all import load_all
-    from bot.storage.db import create_engine
 
     async def make(settings: Settings) -> TestClient[Any, Any]:
-        base = load_all()
-        engine = create_engine(settings.database_url)
-        async with engine.begin() as conn:
-            await conn.run_sync(base.metadata.drop_all)
-            await conn.run_sync(base.metadata.create_all)
-        await engine.dispose()
-        app = create_app(settings, knowledge=knowledge_holder)
-        mount_dev_wechat(app, settings, report_delay=0.05)
-        client: TestClient[Any, Any] = await aiohttp_client(app, server_kwargs={"port": settings.port})
+        client: TestClient[Any, Any] = await make_client(
+            settings, mount=lambda app: mount_dev_wechat(app, settings, report_delay=0.05), port=settings.port
+        )
         return client
 
     return make
