@@ -232,3 +232,34 @@ async def test_it_signs_only_for_simulator_villagers(dev_client: Any, dev_settin
         assert resp.status == 400, openid
         assert "o_sim_" in (await resp.json())["error"]
         assert (await dev_client.get("/simulator/api/chat", params={"openid": openid})).status == 400
+
+
+def test_what_each_kind_of_api_message_looks_like_in_the_chat() -> None:
+    from bot.simulator.phones import Media, api_message
+
+    cs = api_message(
+        "/cgi-bin/message/custom/send", {"touser": ZHANG, "msgtype": "text", "text": {"content": "您好"}}, Media()
+    )
+    assert cs == {"via": "cs", "text": "您好"}
+    article = {"title": "宪法宣传周", "description": "12月4日", "url": "https://x.example/a", "picurl": "javascript:1"}
+    news = api_message("/cgi-bin/message/custom/send", {"msgtype": "news", "news": {"articles": [article]}}, Media())
+    assert news == {"via": "cs", "title": "宪法宣传周", "text": "12月4日", "url": "https://x.example/a", "picurl": ""}
+    media = Media(
+        drafts={
+            "D1": [
+                {
+                    "title": "民法典",
+                    "digest": "借钱写借条",
+                    "content_source_url": "https://x.example/b",
+                    "thumb_media_id": "I1",
+                }
+            ]
+        },
+        materials={"I1": b"\x89PNG\r\n"},
+    )
+    mass = api_message("/cgi-bin/message/mass/sendall", {"msgtype": "mpnews", "mpnews": {"media_id": "D1"}}, media)
+    assert (mass["via"], mass["title"], mass["text"]) == ("mass", "民法典", "借钱写借条")
+    assert mass["picurl"].startswith("data:image/png;base64,")
+    data = {"first": {"value": "您的咨询有了新回复"}, "keyword1": {"value": "法律咨询回复"}}
+    template = api_message("/cgi-bin/message/template/send", {"data": data, "url": "http://x.example/t"}, Media())
+    assert template == {"via": "template", "text": "您的咨询有了新回复\n法律咨询回复", "url": "http://x.example/t"}

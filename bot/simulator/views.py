@@ -179,10 +179,10 @@ async def send(request: web.Request) -> web.Response:
     if kind not in KINDS:
         return _refuse(f"不认识的消息类型：{kind[:20]}")
     fake = request.app.get(DEV_WECHAT)
-    if fake is not None and kind == "subscribe":
-        fake.follow(openid)  # WeChat knows the follower before it tells the bot
-    elif fake is not None and kind == "unsubscribe":
+    if fake is not None and kind == "unsubscribe":
         fake.unfollow(openid)
+    elif fake is not None and (kind == "subscribe" or openid not in fake.unsubscribed):
+        fake.follow(openid)  # only followers can write to an account; WeChat knows them before the bot does
     side, shown = _shown(kind, text, label)
     entries = [phones.append(openid, side, **shown)]
     signer = push_signer(settings)
