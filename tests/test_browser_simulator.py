@@ -48,7 +48,7 @@ async def inside_the_phone(page: Any, selector: str) -> bool:
 
 
 async def test_a_staff_reply_appears_in_the_simulator_without_typing(dev_client: Any, dev_settings: Settings) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     await add_staff(dev_client, "zhang", "mediator", (1,), name="张调解员")
     base = f"http://127.0.0.1:{dev_settings.port}"
@@ -61,7 +61,7 @@ async def test_a_staff_reply_appears_in_the_simulator_without_typing(dev_client:
             )
             page = await context.new_page()
             await page.goto(f"{base}/simulator")
-            await page.wait_for_function("document.querySelector('#sender').options.length > 3")
+            await page.locator("#sender option").nth(3).wait_for(state="attached")  # the villagers are listed
             # everything a newcomer needs is on the screen, inside the phone
             for selector in ("#follow", "#sender", "#scene", "#text", "#send", "#menu"):
                 assert await inside_the_phone(page, selector), selector
@@ -118,7 +118,7 @@ async def test_a_staff_reply_appears_in_the_simulator_without_typing(dev_client:
             await page.select_option("#sender", "__new__")
             await page.fill("#newname", "赵四")
             await page.click("#addvillager")
-            await page.wait_for_function("document.querySelector('#sender option:checked').textContent === '赵四'")
+            await expect(page.locator("#sender option:checked")).to_have_text("赵四")
             assert await page.locator(".msg.bot").count() == 0  # a fresh chat
         finally:
             await browser.close()
