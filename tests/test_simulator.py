@@ -165,6 +165,9 @@ async def test_any_number_of_villagers_each_with_their_own_chat(dev_client: Any,
     assert [v["name"] for v in roster["villagers"]] == ["张大娘", "李叔", "王小妹", "赵四", "赵四"]
     assert "欢迎" in await page.subscribe(zhao["openid"], "village_2")
     assert await page.chat(other["openid"]) == []
+    assert await page.chat("o_sim_nobody") == []  # looking does not make a villager
+    roster = await (await dev_client.get("/simulator/api/villagers")).json()
+    assert "o_sim_nobody" not in [v["openid"] for v in roster["villagers"]]
     assert (await page.post("/simulator/api/villagers", {"name": " "})).status == 400
     assert (await page.post("/simulator/api/villagers", {"name": "名" * 21})).status == 400
 

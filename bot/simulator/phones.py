@@ -122,11 +122,15 @@ class Phones:
                 self._phones[openid] = Phone(openid, default_name(openid))
         return list(self._phones.values())
 
-    def get(self, openid: str) -> Phone:
-        """The phone of a simulator openid (made on first use, named after its openid)."""
+    def find(self, openid: str) -> Phone | None:
+        """The phone of a simulator openid, if it has one yet."""
         if not is_sim_openid(openid):
             raise PhoneError("模拟器只能以模拟村民的身份发消息（openid 以 o_sim_ 开头）。")
-        phone = self._phones.get(openid)
+        return self._phones.get(openid)
+
+    def get(self, openid: str) -> Phone:
+        """The phone of a simulator openid (made on first use, named after its openid)."""
+        phone = self.find(openid)
         if phone is None:
             if len(self._phones) >= MAX_PHONES:
                 raise PhoneError(f"模拟村民最多 {MAX_PHONES} 个，请重启服务后再加。")
@@ -149,9 +153,6 @@ class Phones:
         entry = Entry(self._seq, time.time(), side, text, **extra)
         self.get(openid).entries.append(entry)
         return entry
-
-    def since(self, openid: str, after: int) -> list[Entry]:
-        return [e for e in self.get(openid).entries if e.seq > after]
 
     def deliver(self, path: str, body: Any, openids: Iterable[str], media: Media | None = None) -> None:
         """A message the fake WeChat API delivered: into the chat of each simulator villager it reached."""

@@ -30,10 +30,11 @@ from bot.devtools.fake_wechat import Call, FakeWeChat
 from bot.keys import SERVICES
 from bot.links import service_links
 from bot.services.menu import MenuError, load_menu
+from bot.settings import Settings
 from bot.simulator import guard
-from bot.simulator.phones import Entry, Media, PhoneError, Phones
+from bot.simulator.phones import Entry, Media, PhoneError, Phones, default_name
 from bot.storage.models import Village, Villager
-from bot.wechat.pusher import PushReply, post_push
+from bot.wechat.pusher import PushReply, PushSigner, post_push
 
 SIM_PHONES: web.AppKey[Phones] = web.AppKey("simulator_phones", Phones)
 SAMPLE_PICTURE = Path(__file__).with_name("sample.png")
@@ -113,9 +114,10 @@ def _shown(kind: str, text: str, label: str) -> tuple[str, dict[str, str]]:
     return "sys", {"text": f"[{kind}] {label}"}
 
 
-def _fields(request: web.Request, openid: str, kind: str, text: str, key: str) -> dict[str, str | int]:
-    settings = request.app[SERVICES].settings
-    signer = push_signer(settings)
+def _fields(
+    settings: Settings, signer: PushSigner, openid: str, kind: str, text: str, key: str
+) -> dict[str, str | int]:
+    """The push WeChat sends for this action of the villager."""
     if kind == "text":
         return signer.text(openid, text)
     if kind == "voice":
@@ -186,12 +188,13 @@ async def send(request: web.Request) -> web.Response:
     side, shown = _shown(kind, text, label)
     entries = [phones.append(openid, side, **shown)]
     signer = push_signer(settings)
-    push = sign_as_wechat(signer, settings, _fields(request, openid, kind, text, key), safe=bool(body.get("safe")))
+    fields = _fields(settings, signer, openid, kind, text, key)
+    push = sign_as_wechat(signer, settings, fields, safe=bool(body.get("safe")))
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             reply = await post_push(session, webhook_url(settings), signer, push)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        entry = phones.append(openid, "sys", f"连不上 {webhook_url(settings)}：{exc}")
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: a reply WeChat would reject
+        entry = phones.append(openid, "sys", f"{webhook_url(settings)} 没有给出能用的回复：{exc}")
         return _json({"error": entry.text, "entries": [e.to_json() for e in (*entries, entry)]}, 502)
     entries += _reply_entries(phones, openid, reply)
     return _json(
@@ -212,11 +215,12 @@ async def chat(request: web.Request) -> web.Response:
     openid = request.query.get("openid", "")
     try:
         after = max(0, int(request.query.get("after", "0")))
-        phone = phones.get(openid)
+        phone = phones.find(openid)
     except ValueError as exc:  # PhoneError is a ValueError
         return _refuse(exc.args[0] if isinstance(exc, PhoneError) else "after 必须是数字。")
-    entries = phones.since(openid, after)
-    return _json({"openid": openid, "name": phone.name, "entries": [e.to_json() for e in entries]})
+    entries = [e for e in phone.entries if e.seq > after] if phone is not None else []
+    name = phone.name if phone is not None else default_name(openid)
+    return _json({"openid": openid, "name": name, "entries": [e.to_json() for e in entries]})
 
 
 async def villagers(request: web.Request) -> web.Response:
