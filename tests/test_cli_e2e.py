@@ -50,7 +50,10 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str, list[str]]]:
             server.kill()
             pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
         assert server.stdout is not None
-        printed = [server.stdout.readline() for _ in range(7)]  # printed (and flushed) before serving
+        printed = [server.stdout.readline()]  # printed (and flushed) before serving, after any warnings
+        while printed[0] and not printed[0].startswith("乡法通 "):
+            printed = [server.stdout.readline()]
+        printed += [server.stdout.readline() for _ in range(6)]
         yield env, base, printed
     finally:
         server.terminate()

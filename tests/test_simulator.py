@@ -54,10 +54,22 @@ async def test_subscribe_through_a_village_code_then_ask_in_plaintext(dev_client
 async def test_safe_mode_round_trip_through_the_simulator(make_dev_client: Any, dev_settings: Settings) -> None:
     client = await make_dev_client(dev_settings.with_(wechat_aes_key=AES_KEY))
     page = SimPage(client, dev_settings)
+    html = await page.open()
+    assert "本机是安全模式，总是加密" in html
+    for asked in (True, False):  # safe mode refuses plaintext: the simulator encrypts as WeChat does
+        data = await page.send("o_sim_s", "text", "你好", safe=asked)
+        assert "<Encrypt>" in data["request_xml"] and "<Encrypt>" in data["reply_raw"]
+        assert "乡法通" in data["reply"]["Content"]
+
+
+async def test_compatible_mode_sends_either_way(make_dev_client: Any, dev_settings: Settings) -> None:
+    client = await make_dev_client(dev_settings.with_(wechat_aes_key=AES_KEY, wechat_mode="compatible"))
+    page = SimPage(client, dev_settings)
     await page.open()
-    data = await page.send("o_sim_s", "text", "你好", safe=True)
-    assert "<Encrypt>" in data["request_xml"] and "<Encrypt>" in data["reply_raw"]
-    assert "乡法通" in data["reply"]["Content"]
+    plain = await page.send("o_sim_s", "text", "你好", safe=False)
+    assert "<Encrypt>" not in plain["request_xml"] and "乡法通" in plain["reply"]["Content"]
+    encrypted = await page.send("o_sim_s", "text", "你好", safe=True)
+    assert "<Encrypt>" in encrypted["request_xml"] and "乡法通" in encrypted["reply"]["Content"]
 
 
 async def test_voice_without_recognition_and_menu_clicks(dev_client: Any, dev_settings: Settings) -> None:

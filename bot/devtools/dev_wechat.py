@@ -62,13 +62,15 @@ def dev_settings(settings: Settings) -> Settings:
 
 
 def push_signer(settings: Settings) -> PushSigner:
-    """Signs pushes as WeChat does for a bot with these settings."""
-    return PushSigner(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key)
+    """Signs pushes as WeChat does for a bot with these settings (bot.wechat.pusher)."""
+    return PushSigner.for_settings(settings)
 
 
 def sign_as_wechat(signer: PushSigner, settings: Settings, fields: dict[str, str | int], *, safe: bool) -> Push:
-    """A signed push: encrypted when the bot has an AES key and ``safe`` (the simulator's choice) is set."""
-    return signer.sign(fields, encrypted=safe and bool(settings.wechat_aes_key))
+    """A signed push as the webhook requires it in LAWBOT_WECHAT_MODE: always encrypted in safe mode, never in
+    plain mode; in compatible mode (both accepted) encrypted when ``safe`` (the simulator's choice) is set."""
+    mode = settings.mode
+    return signer.sign(fields, encrypted=mode == "safe" or (mode == "compatible" and safe))
 
 
 class JobReporter:

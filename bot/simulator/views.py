@@ -73,7 +73,7 @@ async def page(request: web.Request) -> web.Response:
         "csrf_token": guard.issue(request, response),
         "nonce": nonce,
         "villages": villages,
-        "safe_available": bool(services.settings.wechat_aes_key),
+        "mode": services.settings.mode,
         "menu": menu,
         "menu_error": menu_error,
         "title": services.knowledge.kb.site.get("township", ""),
