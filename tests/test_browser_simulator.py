@@ -80,7 +80,8 @@ async def test_a_staff_reply_appears_in_the_simulator_without_typing(dev_client:
             if SHOTS:
                 await page.screenshot(path=f"{SHOTS}/simulator_first_view.png")
             await say("转人工", "发生了什么事")
-            await say("邻居把排水沟堵了，雨水全流进我家院子", "手机号")
+            await say("邻居把排水沟堵了，雨水全流进我家院子", "好了")
+            await say("好了", "手机号")
             await say("跳过", "请核对")
             await say("1", "已提交")
             [ticket] = await all_tickets(dev_client)
