@@ -1,12 +1,16 @@
 """FAQ matcher benchmark — run by hand, not a test. See bench/matcher_README.md.
 
-    .venv/bin/python bench/matcher.py quality     # every set + naive rapidfuzz WRatio baseline
+    .venv/bin/python bench/matcher.py quality     # every calibration/check set (+ --baseline: naive WRatio)
+    .venv/bin/python bench/matcher.py quality --held-out  # … and the held-out sets: a LOOK, log it
+    .venv/bin/python bench/matcher.py reach       # every entry: own phrasings and fresh ones answered with it
+    .venv/bin/python bench/matcher.py kfold       # the FAQ's own variants, each ranked with its fold left out
     .venv/bin/python bench/matcher.py speed       # latency, index build, memory (shipped + synthetic 10,000 entries)
     .venv/bin/python bench/matcher.py calibrate   # confidence model + thresholds → bot/matcher/confidence.json
     .venv/bin/python bench/matcher.py weights     # ranking weights + clarify threshold (grid search)
 
 The held-out sets (knowledge/eval/holdout.tsv, narrative_holdout.tsv) are only ever *reported*
-in aggregate, never used to choose anything.
+in aggregate (``quality --held-out``; every such look is logged in bench/matcher_README.md), never
+used to choose anything. scope_check.tsv likewise is only reported in aggregate.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from rapidfuzz import fuzz, process  # noqa: E402
 from bot.knowledge import Entry, KnowledgeBase, load_knowledge  # noqa: E402
 from bot.matcher import Matcher, MatcherConfig  # noqa: E402
 from bot.matcher.core import Features  # noqa: E402
-from bot.matcher.evaluate import Labelled, Report, Row, evaluate, read_tsv  # noqa: E402
+from bot.matcher.evaluate import Labelled, Report, Row, evaluate, reach, read_tsv  # noqa: E402
 
 KNOWLEDGE = ROOT / "knowledge"
 TUNE = KNOWLEDGE / "eval" / "tune.tsv"
@@ -42,6 +46,9 @@ NARRATIVE_CAL = KNOWLEDGE / "eval" / "narrative_cal.tsv"
 NARRATIVE_HOLDOUT = KNOWLEDGE / "eval" / "narrative_holdout.tsv"
 SHORT_CAL = KNOWLEDGE / "eval" / "short_cal.tsv"
 PARAPHRASE_CAL = KNOWLEDGE / "eval" / "paraphrase_cal.tsv"
+SCOPE_CAL = KNOWLEDGE / "eval" / "scope_cal.tsv"
+SCOPE_CHECK = KNOWLEDGE / "eval" / "scope_check.tsv"
+REACH_CAL = KNOWLEDGE / "eval" / "reach_cal.tsv"
 
 
 def _shared_eval() -> Path:
@@ -110,12 +117,15 @@ def wratio_report(kb: KnowledgeBase, items: list[Labelled], cutoff: float) -> Re
     return Report(tuple(rows))
 
 
-def quality_sets() -> list[tuple[str, list[Labelled]]]:
-    """Every set, calibration first; the held-out ones last (aggregate numbers only)."""
+def quality_sets(held_out: bool = False) -> list[tuple[str, list[Labelled]]]:
+    """Every set, calibration first, then the check set; the held-out ones last, only when asked
+    (aggregate numbers only)."""
     named: list[tuple[str, Path | None]] = [
         ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL),
-        ("short-cal", SHORT_CAL), ("para-cal", PARAPHRASE_CAL), ("probes", None),
-        ("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
+        ("short-cal", SHORT_CAL), ("para-cal", PARAPHRASE_CAL), ("scope-cal", SCOPE_CAL), ("reach-cal", REACH_CAL),
+        ("probes", None), ("scope-chk", SCOPE_CHECK)]
+    if held_out:
+        named += [("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
     out = []
     for name, path in named:
         if path is not None and not path.exists():
@@ -132,7 +142,7 @@ def quality(args: argparse.Namespace) -> None:
     print(f"knowledge: {len(kb.entries)} entries, {len(kb.topics)} topics; "
           f"answer >= {cfg.answer_threshold:.3f}, without alternatives >= {cfg.sure_threshold:.3f}")
     table = []
-    for name, items in quality_sets():
+    for name, items in quality_sets(args.held_out):
         ours = evaluate(matcher, items).metrics()
         naive = wratio_report(kb, items, 80.0).metrics() if args.baseline else None
         table.append((name, ours, naive))
@@ -153,6 +163,49 @@ def quality(args: argparse.Namespace) -> None:
         print("(WRatio: process.extract(scorer=WRatio) over raw questions+variants; 'answered' = best score >= 80)")
 
 
+# -- reach ---------------------------------------------------------------------------
+def reach_report(args: argparse.Namespace) -> None:
+    """Every entry: how many of its own phrasings (all indexed) and of its fresh ones (reach_cal.tsv,
+    unseen) get a confident answer with that entry; entries below --below listed with their misses."""
+    kb = load_knowledge(KNOWLEDGE)
+    rows = reach(Matcher(kb), read_tsv(REACH_CAL))
+    own = sum(r.answered for r in rows), sum(r.phrasings for r in rows)
+    fresh = sum(r.fresh_answered for r in rows), sum(r.fresh for r in rows)
+    print(f"{len(rows)} entries: own phrasings answered with their entry {own[0]}/{own[1]} "
+          f"({100 * own[0] / own[1]:.1f} %); questions {sum(r.question for r in rows)}/{len(rows)}; "
+          f"fresh (reach_cal.tsv) {fresh[0]}/{fresh[1]} ({100 * fresh[0] / max(1, fresh[1]):.1f} %)")
+    print(f"lowest share of own phrasings: {min(r.share for r in rows):.2f}")
+    for r in sorted(rows, key=lambda r: (r.share, r.entry_id)):
+        if r.share < args.below or not r.question or (r.fresh and r.fresh_answered < r.fresh):
+            print(f"{r.entry_id:42} own {r.answered:2}/{r.phrasings:<2} question {'yes' if r.question else 'NO '}"
+                  + (f"  fresh {r.fresh_answered}/{r.fresh}" if r.fresh else ""))
+            if args.misses:
+                for phrasing, outcome, top in r.misses:
+                    print(f"    {outcome:8} {top:38} {phrasing}")
+
+
+# -- k-fold over the FAQ's own phrasings ------------------------------------------------
+def kfold(args: argparse.Namespace) -> None:
+    """Every variant ranked by an index built without it (variant i of an entry is in fold i mod k):
+    ~2,000 villager phrasings the matcher has not seen — a large, holdout-like signal for ranking
+    knobs and for the topics whose vocabulary is thin (``--per-topic``)."""
+    kb = load_knowledge(KNOWLEDGE)
+    rows: list[Row] = []
+    for fold in range(args.folds):
+        entries, items = [], []
+        for e in kb.entries:
+            entries.append(replace(e, variants=tuple(v for i, v in enumerate(e.variants) if i % args.folds != fold)))
+            items += [Labelled(len(items), frozenset({e.topic}), v, frozenset({e.id}))
+                      for i, v in enumerate(e.variants) if i % args.folds == fold]
+        rows += evaluate(Matcher(kb.with_entries(tuple(entries))), items).rows
+    m = Report(tuple(rows)).metrics()
+    print(f"{args.folds}-fold over {m['in_scope']} variants: top-1 {m['top1']:.1f}  top-3 {m['top3']:.1f}  "
+          f"entry top-1 {m['entry_top1']:.1f}  answered {m['coverage']:.1f}  precision {m['answer_precision']:.1f}")
+    if args.per_topic:
+        for topic, (n, right, _) in sorted(Report(tuple(rows)).per_topic().items(), key=lambda kv: kv[1][1] / kv[1][0]):
+            print(f"  {topic:34} {right:3}/{n:<3} {100 * right / n:5.1f}")
+
+
 # -- calibration ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Sample:
@@ -169,7 +222,7 @@ def _samples(kb: KnowledgeBase, items: list[Labelled], config: MatcherConfig) ->
         if r.outcome == "smalltalk" or not r.candidates:
             out.append(_Sample(item.labels, r.outcome == "smalltalk", ()))
             continue
-        ranked = wide.rank(r.normalized, limit=10**6)
+        ranked = wide.rank(r.normalized, limit=10**6, text=item.question)
         out.append(_Sample(item.labels, False, tuple((e.topic, f) for e, _, f in ranked if f.entry > 0)))
     return out
 
@@ -225,7 +278,8 @@ def calibrate(args: argparse.Namespace) -> None:
     from matcher_calibrate import calibrate as run
 
     sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "short-cal": read_tsv(SHORT_CAL),
-            "paraphrase-cal": read_tsv(PARAPHRASE_CAL), "probes": probe_items()}
+            "paraphrase-cal": read_tsv(PARAPHRASE_CAL), "scope-cal": read_tsv(SCOPE_CAL),
+            "reach-cal": read_tsv(REACH_CAL), "probes": probe_items()}
     narrative = ["narrative-cal"]
     if DEV.exists():
         sets["dev"] = read_tsv(DEV)
@@ -334,7 +388,17 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     qual = sub.add_parser("quality")
     qual.add_argument("--baseline", action="store_true", help="also the naive rapidfuzz WRatio baseline")
+    qual.add_argument("--held-out", action="store_true",
+                      help="also the held-out sets (aggregate only) — a look: log it in bench/matcher_README.md")
     qual.set_defaults(func=quality)
+    rch = sub.add_parser("reach", help="every entry: own and fresh phrasings answered with it")
+    rch.add_argument("--below", type=float, default=1.0, help="list entries answering less than this share")
+    rch.add_argument("--misses", action="store_true", help="also list the phrasings not answered with their entry")
+    rch.set_defaults(func=reach_report)
+    kf = sub.add_parser("kfold", help="the FAQ's variants ranked by an index built without them")
+    kf.add_argument("--folds", type=int, default=5)
+    kf.add_argument("--per-topic", action="store_true")
+    kf.set_defaults(func=kfold)
     cal = sub.add_parser("calibrate", help="fit the confidence model (bench/matcher_calibrate.py)")
     add_calibrate_arguments(cal)
     cal.set_defaults(func=calibrate)

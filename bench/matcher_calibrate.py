@@ -55,7 +55,7 @@ def samples(kb: KnowledgeBase, sets: dict[str, list[Labelled]]) -> list[Sample]:
             r = matcher.match(item.question)
             if r.outcome == "smalltalk" or not r.normalized or r.entry is None:
                 continue
-            ranked = matcher.rank(r.normalized, limit=8)
+            ranked = matcher.rank(r.normalized, limit=8, text=item.question)
             feats = matcher.confidence_features(item.question, r.normalized, ranked)
             top = ranked[0]
             blocked = (not top[2].gate or not top[2].role

@@ -60,7 +60,8 @@ def test_ask_json_reads_one_question_per_line(runner: CliRunner, tiny: Path) -> 
     assert "宅急地" in result.output  # ensure_ascii=False
 
 
-TWO_TOPICS = ("工钱要不回来想找人评理", "离婚的事想找人调解", "老板不给工钱想找村里说和", "工钱要不回来找谁说和")
+TWO_TOPICS = ("工钱要不回来想找人评理", "离婚的事想找人调解", "老板不给工钱想找村里说和", "工钱要不回来找谁说和",
+              "离婚的事找人说和")
 
 
 def test_ask_json_an_answer_with_alternatives_is_still_an_answer(runner: CliRunner, tiny: Path) -> None:

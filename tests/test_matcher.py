@@ -255,6 +255,20 @@ def test_a_word_of_the_other_side_of_a_mirror_blocks_a_confident_answer(tmp_path
     assert roles.rank(blocked.normalized)[0][1] < plain.rank(blocked.normalized)[0][1]  # and it ranks lower
 
 
+def test_a_word_of_the_other_side_is_only_looked_for_within_one_clause(tmp_path: Path) -> None:
+    from tests.test_knowledge_tiny import SYNONYMS
+
+    roles = Matcher(load_knowledge(write_tiny_kb(tmp_path / "roles", synonyms=SYNONYMS + ROLES)))
+    # "…欠工人" spans two clauses here: the worker is still the one asking
+    worker = "俺是给老板干活的 他欠 工人们的工钱一直不给咋办"
+    across = roles.match(worker)
+    assert across.entry is not None and across.entry.id == "wage-arrears-complain"
+    assert across.reason != "wrong role"
+    assert "\n" in roles.role_text(worker, across.normalized)
+    # within one clause it still blocks
+    assert roles.match("俺欠工人工资不给了咋办").reason == "wrong role"
+
+
 def test_a_near_tie_with_another_topic_always_offers_it(kb: KnowledgeBase) -> None:
     # sure of the answer, but another topic is (almost) as good: the villager gets both ways forward
     question = "工钱要不回来想找人评理"

@@ -42,9 +42,14 @@ FEATURES: tuple[str, ...] = (
 _CLAUSE_SPLIT = re.compile(r"[，,。.！!？?；;、：:…~～\s]+")
 
 
+def clauses(text: str) -> list[str]:
+    """The raw message's clauses: punctuation and spaces split them; pieces without a letter or digit drop."""
+    return [part for part in _CLAUSE_SPLIT.split(text) if any(ch.isalnum() for ch in part)]
+
+
 def clause_count(text: str) -> int:
-    """Clauses of the raw message (punctuation and spaces split them; empty pieces do not count)."""
-    return max(1, sum(1 for part in _CLAUSE_SPLIT.split(text) if any(ch.isalnum() for ch in part)))
+    """Number of clauses of the raw message (at least 1)."""
+    return max(1, len(clauses(text)))
 
 
 @dataclass(frozen=True, slots=True)

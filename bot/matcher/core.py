@@ -18,7 +18,7 @@ from rapidfuzz.process import extractOne
 
 from bot.knowledge.model import Entry
 from bot.matcher.bm25 import Bm25
-from bot.matcher.confidence import ConfidenceModel, clause_count, shipped_model
+from bot.matcher.confidence import ConfidenceModel, clause_count, clauses, shipped_model
 from bot.matcher.normalize import fold, pinyin
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ class Matcher:
             return MatchResult("smalltalk", None, 1.0, (), urgent, smalltalk, normalized, urgent_kind, "small talk")
         if not normalized:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "empty")
-        ranked = self.rank(normalized, limit=8)
+        ranked = self.rank(normalized, limit=8, text=text)
         if not ranked:
             return MatchResult("handoff", None, 0.0, (), urgent, None, normalized, urgent_kind, "no candidate")
         candidates = diversified(tuple(Candidate(e, s) for e, s, _ in ranked))
@@ -327,8 +327,20 @@ class Matcher:
         gates = {entry.id: features.gate for entry, _score, features in ranked}
         return any(gates.get(c.entry.id, False) for c in shown)
 
-    def rank(self, normalized: str, *, limit: int = 5) -> list[tuple[Entry, float, Features]]:
-        """Best entries for an already normalised query, best first (at least 3 when any)."""
+    def role_text(self, text: str, normalized: str) -> str:
+        """Where wrong-role words are looked for: the message's clauses, each normalised, one per line —
+        so a word cannot span two clauses ("叫人撞了 人家逃逸了" holds no "撞了人")."""
+        parts = clauses(text)
+        if len(parts) < 2:
+            return normalized
+        return "\n".join(filter(None, map(self.kb.normalizer.normalize, parts)))
+
+    def rank(self, normalized: str, *, limit: int = 5, text: str | None = None,
+             ) -> list[tuple[Entry, float, Features]]:
+        """Best entries for an already normalised query, best first (at least 3 when any).
+        ``text``: the raw message, so wrong-role words are looked for clause by clause (:meth:`role_text`,
+        worked out only when a candidate has such words); without it, in ``normalized``."""
+        roles_in = normalized if text is None else None
         cfg = self.config
         syllables = pinyin(normalized)
         q_pinyin = " ".join(syllables)
@@ -361,7 +373,11 @@ class Matcher:
             if gate is None:
                 gate = gates[entry.topic] = self._gate_ok(entry.topic, normalized, padded_pinyin)
             role_words = self._roles.get(entry.id)
-            role = role_words is None or role_words.search(normalized) is None
+            role = True
+            if role_words is not None:
+                if roles_in is None:
+                    roles_in = self.role_text(text or normalized, normalized)
+                role = role_words.search(roles_in) is None
             score = retrieval + cfg.w_fuzz * fz + cfg.w_keyword * kw
             if not gate:
                 score -= cfg.gate_penalty

@@ -200,3 +200,51 @@ def evaluate_with(match: Callable[[str], MatchResult], items: Iterable[Labelled]
         result = match(item.question)
         rows.append(result_row(item, result, (clock() - start) * 1000.0))
     return Report(tuple(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class EntryReach:
+    """How often an entry is the confident answer to its own phrasings and to fresh ones."""
+
+    entry_id: str
+    topic: str
+    question: bool  # its canonical question is answered with it
+    phrasings: int  # question + variants (all indexed)
+    answered: int  # … answered (answer or answer with alternatives) with this entry first
+    fresh: int = 0  # unseen phrasings naming this entry (a calibration TSV's third column)
+    fresh_answered: int = 0
+    misses: tuple[tuple[str, str, str], ...] = ()  # (phrasing, outcome, entry answered or offered first)
+
+    @property
+    def share(self) -> float:
+        return self.answered / self.phrasings if self.phrasings else 0.0
+
+
+def reach(matcher: Matcher, fresh: Iterable[Labelled] = ()) -> list[EntryReach]:
+    """For every entry of the matcher's knowledge: its phrasings and the ``fresh`` questions naming it
+    that get a confident answer with that entry (an answer whose first entry is it)."""
+
+    def answered_with(question: str, ids: frozenset[str]) -> tuple[bool, str, str]:
+        r = matcher.match(question)
+        top = r.entry.id if r.entry else "-"
+        return r.outcome == "answer" and top in ids, r.outcome, top
+
+    fresh_counts: dict[str, list[int]] = {}
+    fresh_misses: dict[str, list[tuple[str, str, str]]] = {}
+    for item in fresh:
+        ok, outcome, top = answered_with(item.question, item.entries)
+        for entry_id in item.entries:
+            counts = fresh_counts.setdefault(entry_id, [0, 0])
+            counts[0] += 1
+            counts[1] += ok
+            if not ok:
+                fresh_misses.setdefault(entry_id, []).append((item.question, outcome, top))
+    out = []
+    for entry in matcher.kb.entries:
+        own = frozenset({entry.id})
+        results = [(p, *answered_with(p, own)) for p in entry.phrasings]
+        n_fresh, n_fresh_ok = fresh_counts.get(entry.id, (0, 0))
+        misses = tuple((p, outcome, top) for p, ok, outcome, top in results if not ok)
+        out.append(EntryReach(entry.id, entry.topic, results[0][1], len(results), sum(ok for _, ok, _, _ in results),
+                              n_fresh, n_fresh_ok, misses + tuple(fresh_misses.get(entry.id, ()))))
+    return out
