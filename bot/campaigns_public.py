@@ -7,6 +7,7 @@ are rendered only when they are plain http(s) URLs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,8 +50,15 @@ def _render(request: web.Request, name: str, *, status: int = 200, **context: An
             **context,
         )
     )
-    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
-    response.headers["Cache-Control"] = "public, max-age=300"
+    # no-cache: a phone asks again every time (a campaign sent a minute ago must show up), but an
+    # unchanged page costs only a 304 thanks to the ETag
+    etag = hashlib.sha256(html.encode()).hexdigest()[:32]
+    if status == 200 and any(e.value == etag for e in request.if_none_match or ()):
+        response = web.Response(status=304)
+    else:
+        response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    response.etag = etag
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Content-Security-Policy"] = (

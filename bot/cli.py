@@ -51,28 +51,23 @@ def serve(host: str | None, port: int | None, dev: bool, migrate: bool) -> None:
 
         upgrade(settings.database_url)
     if dev:
-        settings = settings.with_(wechat_api_base=f"{settings.base_url}/_fake")
+        from bot.devtools.dev_wechat import dev_settings
+
+        settings = dev_settings(settings)
     app = create_app(settings)
+    if dev:
+        from bot.devtools.dev_wechat import mount_dev_wechat
+
+        mount_dev_wechat(app, settings)
     # The knowledge index and templates live as long as the process: keep them out of the
     # collector's way (full collections over them showed up as p99 spikes under load).
     gc.collect()
     gc.freeze()
-    if dev:
-        from bot.devtools.fake_wechat import create_fake_wechat_app
+    from bot.links import printed_lines
 
-        app.add_subapp("/_fake", create_fake_wechat_app(settings.wechat_appid, settings.wechat_secret))
-    base = settings.base_url
     click.echo(f"乡法通 {__version__} listening on http://{settings.host}:{settings.port}")
-    click.echo(f"  webhook (server URL for WeChat): {base}/wechat")
-    if not settings.production:
-        click.echo(f"  simulator:                       {base}/simulator")
-    click.echo(
-        f"  back-office:                     {base}/admin"
-        "  (first account: .venv/bin/lawbot admin create-user NAME --role admin)"
-    )
-    click.echo(f"  health:                          {base}/healthz")
-    if dev:
-        click.echo(f"  fake WeChat API (what 'WeChat' received): {base}/_fake/_fake/calls")
+    for line in printed_lines(settings, dev=dev):
+        click.echo(line)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
 

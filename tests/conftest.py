@@ -198,14 +198,18 @@ async def make_client(aiohttp_client: Any, knowledge_holder: Any) -> Any:
 
     Base = load_all()
 
-    async def make(settings: Settings, **kwargs: Any) -> Any:
+    async def make(settings: Settings, *, mount: Any = None, port: int | None = None, **kwargs: Any) -> Any:
+        """``mount(app)`` adds to the app before it starts; ``port`` serves it on that port."""
         eng = create_engine(settings.database_url)
         async with eng.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
             await conn.run_sync(Base.metadata.create_all)
         await eng.dispose()
         kwargs.setdefault("knowledge", knowledge_holder)
-        return await aiohttp_client(create_app(settings, **kwargs))
+        app = create_app(settings, **kwargs)
+        if mount is not None:
+            mount(app)
+        return await aiohttp_client(app, server_kwargs={"port": port} if port else None)
 
     return make
 

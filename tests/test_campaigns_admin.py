@@ -320,6 +320,33 @@ async def test_admin_sends_back_and_cancels(client: Any, settings: Settings, wor
     assert (await client.get("/admin/campaigns/999999")).status == 404
 
 
+async def test_no_dead_end_without_a_preview_the_admin_approves_with_a_reason(
+    client: Any, settings: Settings, worker: OutboxWorker
+) -> None:
+    """A mediator submitted without previewing: the admin previews, sends it back, or approves with a stated
+    reason that goes into the audit log (before, 审批并排期 was simply disabled)."""
+    csrf = await sign_in(client, settings, MEDIATOR_ID)
+    campaign_id = await new_campaign(client, csrf)
+    assert (await post(client, f"/admin/campaigns/{campaign_id}/submit", csrf)).status == 303
+    csrf = await sign_in(client, settings, ADMIN_ID)
+    page = await (await client.get(f"/admin/campaigns/{campaign_id}")).text()
+    assert "不预览，直接审批并排期" in page and 'name="reason"' in page and "disabled" not in page
+    resp = await post(client, f"/admin/campaigns/{campaign_id}/approve", csrf, {"reason": "好"})
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert "写明原因" in page
+    resp = await post(client, f"/admin/campaigns/{campaign_id}/approve", csrf, {"reason": "内容已在所务会上逐字核对"})
+    assert "已审批" in await (await client.get(resp.headers["Location"])).text()
+    async with sf(client)() as s:
+        from bot.storage.staff import AuditLog
+
+        c = await s.get(Campaign, campaign_id)
+        audit = [(a.action, a.details) for a in (await s.execute(select(AuditLog).order_by(AuditLog.id))).scalars()]
+    assert c is not None and c.status == "scheduled" and c.approved_by == ADMIN_ID
+    [approved] = [d for action, d in audit if action == "campaign.approve"]
+    assert approved["without_preview"] == "内容已在所务会上逐字核对"
+    assert any(action == "campaign.approve_refused" for action, _ in audit)
+
+
 async def test_calendar_suggestion_prefills_the_form(client: Any, settings: Settings) -> None:
     await sign_in(client, settings, MEDIATOR_ID)
     listing = await (await client.get("/admin/campaigns")).text()

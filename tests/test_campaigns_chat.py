@@ -173,6 +173,19 @@ async def test_archive_escapes_and_refuses_unsafe_links(app_client: Any) -> None
     assert "<script>alert(1)</script>" not in listing
 
 
+async def test_a_new_campaign_shows_up_at_once_and_an_unchanged_archive_costs_a_304(app_client: Any) -> None:
+    await add_campaign(app_client, title="民法典宣传月")
+    first = await app_client.get("/campaigns")
+    assert first.headers["Cache-Control"] == "no-cache"  # the phone asks again every time (it was max-age=300)
+    etag = first.headers["ETag"]
+    unchanged = await app_client.get("/campaigns", headers={"If-None-Match": etag})
+    assert unchanged.status == 304 and await unchanged.read() == b""
+    await add_campaign(app_client, title="宪法宣传周", sent_at=SENT_AT + dt.timedelta(hours=1))
+    changed = await app_client.get("/campaigns", headers={"If-None-Match": etag})
+    assert changed.status == 200 and "宪法宣传周" in await changed.text()
+    assert changed.headers["ETag"] != etag
+
+
 async def test_archive_pages(app_client: Any) -> None:
     for i in range(21):
         await add_campaign(app_client, title=f"第{i:02d}期", sent_at=SENT_AT + dt.timedelta(days=i))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> tuple[dict[str, str], str]:
+def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str, list[str]]]:
     port = free_port()
     env = {
         **os.environ,
@@ -48,15 +49,35 @@ def served(tmp_path: Path) -> tuple[dict[str, str], str]:
         else:
             server.kill()
             pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
-        yield env, base
+        assert server.stdout is not None
+        printed = [server.stdout.readline()]  # printed (and flushed) before serving, after any warnings
+        while printed[0] and not printed[0].startswith("乡法通 "):
+            printed = [server.stdout.readline()]
+        printed += [server.stdout.readline() for _ in range(6)]
+        yield env, base, printed
     finally:
         server.terminate()
         out, _ = server.communicate(timeout=20)
         assert "Traceback" not in out, out
 
 
-def test_serve_prints_where_things_are_and_chat_talks_to_it(served: tuple[dict[str, str], str]) -> None:
-    env, base = served
+def test_serve_prints_where_things_are_and_chat_talks_to_it(served: tuple[dict[str, str], str, list[str]]) -> None:
+    env, base, printed = served
+    port = base.rsplit(":", 1)[1]
+    assert printed[0].startswith("乡法通 ") and printed[0].endswith(f"listening on {base}\n")
+    addresses = {line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].split()[0] for line in printed[1:]}
+    assert addresses == {
+        "start page": f"{base}/",
+        "webhook (server URL for WeChat)": f"{base}/wechat",
+        "simulator": f"{base}/simulator",
+        "back-office": f"{base}/admin",
+        "health": f"{base}/healthz",
+        "fake WeChat API (what 'WeChat' received)": f"{base}/_fake/calls",
+    }
+    assert f"(first account: LAWBOT_PORT={port} .venv/bin/lawbot admin create-user NAME --role admin)" in printed[4]
+    for path in ("/", "/simulator", "/admin/sign-in", "/healthz", "/_fake/calls", "/campaigns"):
+        with urllib.request.urlopen(f"{base}{path}", timeout=5) as resp:
+            assert resp.status == 200, path
     with urllib.request.urlopen(f"{base}/simulator", timeout=5) as resp:
         page = resp.read().decode()
     assert "模拟器" in page
@@ -99,3 +120,25 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     out = "".join(seen) + rest
     assert worker.returncode == 0, out
     assert "stopped" in out and "Traceback" not in out
+
+
+def test_create_user_prints_the_sign_in_address_of_the_settings_it_runs_with(tmp_path: Path) -> None:
+    """The address comes from LAWBOT_PUBLIC_URL, else LAWBOT_HOST/LAWBOT_PORT, of the environment the command
+    runs in — and it says so, since the server may have been started with other values."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    env = {"LAWBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'lawbot.sqlite3'}", "LAWBOT_ENV": "test"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    args = ["admin", "create-user", "li", "--role", "admin", "--password-stdin"]
+    result = runner.invoke(main, args, input="tea-by-the-river-42\n", env={**env, "LAWBOT_PORT": "18080"})
+    assert result.exit_code == 0, result.output
+    assert "sign in at http://127.0.0.1:18080/admin" in result.output
+    assert "LAWBOT_HOST=127.0.0.1 and LAWBOT_PORT=18080 of this environment" in result.output
+    args[2] = "wang"
+    public = {**env, "LAWBOT_PUBLIC_URL": "https://fa.example.cn/"}
+    result = runner.invoke(main, args, input="tea-by-the-river-42\n", env=public)
+    assert result.exit_code == 0, result.output
+    assert "sign in at https://fa.example.cn/admin" in result.output and "LAWBOT_PUBLIC_URL" in result.output

@@ -178,3 +178,57 @@ async def test_mounted_as_sub_app() -> None:
         assert data["access_token"]
         calls = await (await c.get("/fake-wechat/_fake/calls")).json()
         assert calls["calls"][0]["path"] == "/cgi-bin/stable_token"
+
+
+# ---------------------------------------------------------------- whom a message reaches, mass-send jobs
+async def test_messages_reach_their_people_and_listeners_hear_of_it(http: TestClient[Any, Any]) -> None:
+    fake = _fake(http)
+    heard: list[tuple[str, list[str]]] = []
+    fake.listeners.append(lambda call: heard.append((call.path, call.delivered_to)))
+    token = {"access_token": await _token(http)}
+    text = {"msgtype": "text", "text": {"content": "您好"}}
+    await http.post("/cgi-bin/message/custom/send", params=token, json={"touser": "o_a", **text})
+    fake.unfollow("o_gone")
+    refused = await http.post("/cgi-bin/message/custom/send", params=token, json={"touser": "o_gone", **text})
+    assert (await refused.json())["errcode"] == 43004
+    await http.post("/cgi-bin/message/mass/preview", params=token, json={"touser": "o_staff", **text})
+    assert heard == [("/cgi-bin/message/custom/send", ["o_a"]), ("/cgi-bin/message/mass/preview", ["o_staff"])]
+
+
+async def test_a_mass_send_reaches_its_audience_less_those_filtered_and_reports_counts(
+    http: TestClient[Any, Any],
+) -> None:
+    fake = _fake(http)
+    jobs: list[dict[str, str]] = []
+    fake.on_mass_job = lambda job: jobs.append(job.report())
+    token = {"access_token": await _token(http)}
+    text = {"msgtype": "text", "text": {"content": "宪法宣传周"}}
+    for openid in ("o_a", "o_b", "o_c"):
+        fake.follow(openid)
+    fake.user_tags["o_a"].add(2)
+    fake.user_tags["o_b"].add(2)
+    fake.unfollow("o_b")  # left; WeChat filters them out
+    everyone = await http.post(
+        "/cgi-bin/message/mass/sendall", params=token, json={"filter": {"is_to_all": True}, **text}
+    )
+    tagged = await http.post(
+        "/cgi-bin/message/mass/sendall", params=token, json={"filter": {"is_to_all": False, "tag_id": 2}, **text}
+    )
+    listed = await http.post(
+        "/cgi-bin/message/mass/send", params=token, json={"touser": ["o_a", "o_b", "o_x"], "clientmsgid": "k1", **text}
+    )
+    again = await http.post(
+        "/cgi-bin/message/mass/send", params=token, json={"touser": ["o_a", "o_b", "o_x"], "clientmsgid": "k1", **text}
+    )
+    assert (await again.json())["errcode"] == 45065  # the same clientmsgid is not sent (nor reported) twice
+    counts = [(j["TotalCount"], j["FilterCount"], j["SentCount"], j["ErrorCount"]) for j in jobs]
+    assert counts == [("2", "2", "2", "0"), ("2", "1", "1", "0"), ("3", "2", "2", "0")]
+    msg_ids = [(await r.json())["msg_id"] for r in (everyone, tagged, listed)]
+    assert [j["MsgID"] for j in jobs] == [str(m) for m in msg_ids]
+    assert [c.delivered_to for c in fake.successful("/cgi-bin/message/mass/sendall")] == [["o_a", "o_c"], ["o_a"]]
+    # WeChat's monthly limit: a follower gets at most 4 mass messages a month (o_a has had 3)
+    for _ in range(2):
+        await http.post("/cgi-bin/message/mass/sendall", params=token, json={"filter": {"is_to_all": True}, **text})
+    assert [(j["TotalCount"], j["SentCount"]) for j in jobs[3:]] == [("2", "2"), ("2", "1")]
+    fake.reset()
+    assert fake.followers == {"o_a", "o_c"} and fake.calls_to("/cgi-bin/message/mass/send") == []  # who follows stays

@@ -400,7 +400,10 @@ async def _action(request: web.Request, action: str) -> web.StreamResponse:
                 details = {"openid": preview.openid, "version": preview.version}
                 message = "预览已发出，请在微信里查看（几秒钟后刷新本页看发送结果）。"
             elif action == "approve":
-                c = await svc.approve(session, who, c_id, settings=settings)
+                reason = adm.field_text(post, "reason", 300)
+                unseen = not await svc.preview_ok(session, await svc.get_campaign(session, c_id))
+                c = await svc.approve(session, who, c_id, settings=settings, without_preview_reason=reason)
+                details = {"without_preview": reason} if unseen else {}
                 when = svc.china_time(c.scheduled_at).strftime("%m-%d %H:%M") if c.scheduled_at else "马上"
                 message = f"已审批，{when}群发。"
             elif action == "return":

@@ -548,7 +548,7 @@ def _wechat_ctx(app: web.Application) -> Callable[[web.Application], AsyncIterat
 
 def setup(app: web.Application) -> None:
     """Templates, encrypted cookie sessions, the middleware, static files and the WeChat client."""
-    from bot.simulator import setup_templates
+    from bot.templating import setup_templates
 
     setup_templates(app)
     env = aiohttp_jinja2.get_env(app)

@@ -15,7 +15,8 @@ image), and mass sendall/send/preview accept ``mpnews`` only with an issued draf
 ``create_fake_wechat_app(appid, secret)`` returns the application; its state is
 ``app[FAKE_WECHAT]`` (a :class:`FakeWeChat`). Mounted as a sub-app, paths are relative to the mount
 point. JSON views for the dev simulator: ``GET /_fake/calls``, ``POST /_fake/reset``,
-``GET|POST|DELETE /_fake/faults``.
+``GET|POST|DELETE /_fake/faults`` (``views_prefix=""``: at the mount point). Whom a message reaches,
+and mass-send reports: :mod:`bot.devtools.fake_delivery`.
 
 Run it alone: ``python -m bot.devtools.fake_wechat --port 8900``.
 """
@@ -35,6 +36,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from bot.devtools.fake_delivery import MassJob, delivered, start_job
 from bot.settings import Settings
 
 #: the development account (the same defaults as :class:`bot.settings.Settings`)
@@ -71,6 +73,8 @@ class Call:
     at: float
     errcode: int = 0
     status: int = 200
+    #: the openids the accepted call's message reached (bot.devtools.fake_delivery)
+    delivered_to: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +148,12 @@ class FakeWeChat:
     unsubscribed: set[str] = field(default_factory=set)
     mass_quota: int | None = None
     faults: list[Fault] = field(default_factory=list)
+    #: who follows the account (a mass send to everyone reaches them); kept by reset()
+    followers: set[str] = field(default_factory=set)
+    #: called with every accepted call that delivered a message (``call.delivered_to``)
+    listeners: list[Callable[[Call], None]] = field(default_factory=list)
+    #: called with every accepted mass send (to report it back: MASSSENDJOBFINISH)
+    on_mass_job: Callable[[MassJob], None] | None = None
 
     def __post_init__(self) -> None:
         self.calls: collections.deque[Call] = collections.deque(maxlen=self.record_limit)
@@ -158,6 +168,9 @@ class FakeWeChat:
         #: permanent image materials (media_id → bytes) and drafts (media_id → articles)
         self.materials: dict[str, bytes] = {}
         self.drafts: dict[str, list[dict[str, Any]]] = {}
+        #: accepted mass sends by msg_id, and mass messages per (openid, month)
+        self.mass_jobs: dict[int, MassJob] = {}
+        self.mass_received: collections.Counter[tuple[str, str]] = collections.Counter()
         self._next_id = 1000
         self._next_tag = 100
         self.clock_offset = 0.0
@@ -180,10 +193,20 @@ class FakeWeChat:
         self.stable_token = None
 
     def reset(self) -> None:
-        """Forget calls, faults, tokens, tags, menu and mass records (keeps the configuration knobs)."""
+        """Forget calls, faults, tokens, tags, menu and mass records (keeps the configuration knobs, the
+        followers and the listeners)."""
         self.faults.clear()
         self.unsubscribed.clear()
         self.__post_init__()
+
+    def follow(self, openid: str) -> None:
+        """Someone followed the account (what WeChat knows before it pushes ``subscribe``)."""
+        self.followers.add(openid)
+        self.unsubscribed.discard(openid)
+
+    def unfollow(self, openid: str) -> None:
+        self.followers.discard(openid)
+        self.unsubscribed.add(openid)
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
@@ -278,6 +301,8 @@ class FakeWeChat:
         if isinstance(result, web.Response):
             return result
         call.errcode = int(result.get("errcode", 0) or 0)
+        if call.errcode == 0:
+            delivered(self, call, result)
         return web.json_response(result, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
@@ -422,10 +447,11 @@ def _mass_common(fake: FakeWeChat, data: dict[str, Any]) -> dict[str, Any] | Non
     return None
 
 
-def _mass_ok(fake: FakeWeChat, data: dict[str, Any]) -> dict[str, Any]:
+def _mass_ok(fake: FakeWeChat, path: str, data: dict[str, Any]) -> dict[str, Any]:
     msg_id = fake._new_id()
     if data.get("clientmsgid") is not None:
         fake.clientmsgids[str(data["clientmsgid"])] = msg_id
+    start_job(fake, msg_id, path, data)
     return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": msg_id * 10}
 
 
@@ -437,7 +463,7 @@ async def _mass_sendall(fake: FakeWeChat, request: web.Request, body: Any) -> di
     if not filter_["is_to_all"] and filter_.get("tag_id") not in fake.tags:
         raise FakeError(45159, "invalid tag id")
     duplicate = _mass_common(fake, data)
-    return duplicate or _mass_ok(fake, data)
+    return duplicate or _mass_ok(fake, "/cgi-bin/message/mass/sendall", data)
 
 
 async def _mass_send(fake: FakeWeChat, request: web.Request, body: Any) -> dict[str, Any]:
@@ -449,7 +475,7 @@ async def _mass_send(fake: FakeWeChat, request: web.Request, body: Any) -> dict[
         if not isinstance(openid, str) or not openid:
             raise FakeError(40003, "invalid openid")
     duplicate = _mass_common(fake, data)
-    return duplicate or _mass_ok(fake, data)
+    return duplicate or _mass_ok(fake, "/cgi-bin/message/mass/send", data)
 
 
 async def _mass_preview(fake: FakeWeChat, request: web.Request, body: Any) -> dict[str, Any]:
@@ -703,17 +729,18 @@ async def _view_faults(request: web.Request) -> web.Response:
 
 
 def create_fake_wechat_app(
-    appid: str = DEV_APPID, secret: str = DEV_SECRET, *, state: FakeWeChat | None = None
+    appid: str = DEV_APPID, secret: str = DEV_SECRET, *, state: FakeWeChat | None = None, views_prefix: str = "/_fake"
 ) -> web.Application:
-    """The fake API as an aiohttp application; its state is ``app[FAKE_WECHAT]``."""
+    """The fake API as an aiohttp application; its state is ``app[FAKE_WECHAT]``. Its own JSON views are
+    under ``views_prefix`` (``""`` when the application is itself mounted at ``/_fake``)."""
     app = web.Application()
     app[FAKE_WECHAT] = state if state is not None else FakeWeChat(appid, secret)
     for path, (method, handler) in ENDPOINTS.items():
         app.router.add_route(method, path, _endpoint(path, handler))
-    app.router.add_get("/_fake/calls", _view_calls)
-    app.router.add_get("/_fake/cover.png", _view_cover)
-    app.router.add_post("/_fake/reset", _view_reset)
-    app.router.add_route("*", "/_fake/faults", _view_faults)
+    app.router.add_get(f"{views_prefix}/calls", _view_calls)
+    app.router.add_get(f"{views_prefix}/cover.png", _view_cover)
+    app.router.add_post(f"{views_prefix}/reset", _view_reset)
+    app.router.add_route("*", f"{views_prefix}/faults", _view_faults)
     return app
 
 

@@ -69,7 +69,7 @@ from bot.services.campaigns.lifecycle import (
     update_campaign,
 )
 from bot.services.campaigns.message import excerpt, message_text, mpnews_ready
-from bot.services.campaigns.preview import previews, request_preview
+from bot.services.campaigns.preview import preview_ok, previews, request_preview
 from bot.services.campaigns.privacy import erase_personal_data, export_personal_data
 from bot.services.campaigns.quota import check_quota, quota_status
 from bot.services.campaigns.reach import campaign_parts, job_status_label, record_job_finish
@@ -127,6 +127,7 @@ __all__ = [
     "message_text",
     "mpnews_ready",
     "parse_openids",
+    "preview_ok",
     "previews",
     "public_campaign",
     "public_campaigns",

@@ -301,10 +301,20 @@ async def cancel(session: AsyncSession, actor: Actor, campaign_id: int, *, now: 
     return c
 
 
+MIN_REASON = 4
+
+
 async def approve(
-    session: AsyncSession, actor: Actor, campaign_id: int, *, settings: Settings, now: dt.datetime | None = None
+    session: AsyncSession,
+    actor: Actor,
+    campaign_id: int,
+    *,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    without_preview_reason: str = "",
 ) -> Campaign:
-    """Admin only: checks content, a delivered preview of this version and the quota; → scheduled."""
+    """Admin only: checks content, a delivered preview of this version (or the admin's stated reason for
+    approving without one, which the caller records in the audit) and the quota; → scheduled."""
     _require(actor, ROLES_APPROVE, "审批群发（只有管理员可以）")
     now = now or utcnow()
     c = await get_campaign(session, campaign_id, for_update=True, actor=actor)
@@ -313,8 +323,11 @@ async def approve(
     errors = validate(CampaignInput.from_campaign(c), settings, await _known_villages(session))
     if errors:
         raise CampaignError(errors[0], errors=errors)
-    if not await preview_ok(session, c):
-        raise CampaignError("请先把当前内容预览到自己的微信，确认无误后再审批。")
+    if not await preview_ok(session, c) and len("".join(without_preview_reason.split())) < MIN_REASON:
+        raise CampaignError(
+            "请先把当前内容预览到自己的微信，确认无误后再审批；"
+            f"不预览就审批，要写明原因（至少 {MIN_REASON} 个字，记入操作记录）。"
+        )
     check = await check_quota(session, settings, c, now=now, planned=True)
     if not check.ok:
         raise QuotaExceeded(check.message)
