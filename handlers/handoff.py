@@ -282,7 +282,15 @@ async def _question(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
 
 
 async def _describe(ctx: Ctx, data: dict[str, Any]) -> HandlerResult:
-    """What happened, in as many messages as the villager likes, until "好了" (or "跳过")."""
+    """What happened, in as many messages as the villager likes, until "好了" (or "1", as the prompt offers).
+
+    Once something was said, "跳过" means the rest is skipped too: no phone number, straight to the summary."""
+    if data.get("parts") and _is(ctx, ("跳过", "不留", "不想留", "不留电话", "不留手机号")):
+        data.pop("nudged", None)
+        data["phone"] = None
+        return await _after_phone(ctx, data)
+    if data.get("parts") and squash(ctx.text) in ("1", "１"):
+        return await _after_describe(ctx, data)
     if _is(ctx, SKIP_WORDS):
         if not data.get("parts") and not _is(ctx, ("跳过", "不说了")) and not data.get("nudged"):
             data["nudged"] = True  # "好了" before saying anything: ask once, then go on

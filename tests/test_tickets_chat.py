@@ -424,6 +424,30 @@ async def test_staff_with_a_linked_wechat_are_told_of_new_and_urgent_tickets(
     assert "/admin/tickets/" in new.payload["content"] and "邻居" not in new.payload["content"]  # no details
 
 
+async def test_after_the_story_1_means_done_and_skip_means_no_phone(client: Any, phone: Phone) -> None:
+    """The prompt after each part of the story offers "好了" or 1 (then the phone question) and "跳过" (no
+    phone: straight to the summary)."""
+    await phone.subscribe("village_1")
+    await dialog(
+        phone,
+        [
+            ("转人工", "发生了什么事"),
+            ("邻居把墙砌到我家地里了", ["收到", "“好了”或 1", "跳过"]),
+            ("1", "手机号"),
+            ("2", "号码好像不对"),
+            ("13800138000", "请核对"),
+            ("是", "已提交"),
+        ],
+    )
+    await dialog(
+        phone,
+        [("转人工", "发生了什么事"), ("又来闹了", "收到"), ("跳过", ["请核对", "电话：不留"]), ("1", "已提交")],
+    )
+    first, second = await all_tickets(client)
+    assert first.contact_phone == "13800138000" and "1" not in first.summary
+    assert second.contact_phone is None and second.summary == "又来闹了"
+
+
 async def test_every_intake_step_can_be_skipped(client: Any, phone: Phone) -> None:
     await dialog(
         phone,
