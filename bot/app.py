@@ -59,7 +59,8 @@ async def healthz(request: web.Request) -> web.Response:
             "ok": True,
             "database": "ok",
             "knowledge_entries": len(kb.entries),
-            "knowledge_errors": len(services.knowledge_holder.last_errors),
+            "knowledge_errors": len(services.knowledge_holder.errors),
+            "knowledge_version": services.knowledge_holder.version,
         }
     )
 
@@ -115,6 +116,27 @@ async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
         loop.remove_signal_handler(signal.SIGHUP)
 
 
+async def _knowledge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The township's published knowledge before the first push, then followed (bot/services/knowledge/sync.py)."""
+    from bot.services.knowledge.sync import Follower, catch_up
+
+    services = app[SERVICES]
+    try:
+        await catch_up(services.knowledge_holder, services.session_factory)
+    except Exception as exc:  # not migrated yet, or the database is down: serve the shipped pack meanwhile
+        log.warning("township knowledge not loaded at start (%s); following it from now on", exc)
+    stop = asyncio.Event()
+    task = services.spawn(
+        Follower(services.knowledge_holder, services.session_factory, services.settings).run(stop), name="kb-follow"
+    )
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, 5)
+    except TimeoutError:
+        task.cancel()
+
+
 def _worker_ctx(settings: Settings) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         from bot.services.jobs import run_worker_and_jobs
@@ -122,7 +144,10 @@ def _worker_ctx(settings: Settings) -> Any:
         stop = asyncio.Event()
         # share the app's sessions: on SQLite one connection per process (see bot/storage/sqlite_inloop.py)
         task = app[SERVICES].spawn(
-            run_worker_and_jobs(settings, stop, session_factory=app[SERVICES].session_factory), name="outbox-worker"
+            run_worker_and_jobs(
+                settings, stop, session_factory=app[SERVICES].session_factory, knowledge=app[SERVICES].knowledge_holder
+            ),
+            name="outbox-worker",
         )
         yield
         stop.set()
@@ -172,6 +197,7 @@ def create_app(settings: Settings, *, knowledge: KnowledgeHolder | None = None) 
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_sighup_ctx)
+    app.cleanup_ctx.append(_knowledge_ctx)
     if settings.inprocess_worker:
         app.cleanup_ctx.append(_worker_ctx(settings))
     setup_webhook(app)

@@ -520,3 +520,41 @@ def check_knowledge(directory: Path | str) -> CheckReport:
     if due:
         warnings.append(f"{len(due)} 条问答需要对照法律复核（lawbot kb review-due，或后台 知识库 → 需要复核的问答）")
     return CheckReport(kb, tuple(col.problems), tuple(warnings), due)
+
+
+# -- single entries, for the township's own layer (bot/services/knowledge) ----------
+def parse_entry(item: dict[str, Any], topics: dict[str, Topic], site: dict[str, Any], *,
+                source: str = "township") -> tuple[Entry | None, list[Problem]]:
+    """Read one entry given as a mapping by exactly the rules of a ``faq/*.yaml`` item.
+
+    Returns the entry (None when an ``error`` problem stops it) and every problem found.
+    """
+    node = yaml.compose(yaml.safe_dump([item], allow_unicode=True, sort_keys=False), Loader=yaml.SafeLoader)
+    col = _Collector(Path("."))
+    entry = _load_entry(col, source, item, _items(node)[0], topics, site)
+    return entry, col.problems
+
+
+def load_entry_file(directory: Path, rel: str, topics: dict[str, Topic],
+                    site: dict[str, Any]) -> tuple[list[Entry], list[Problem]]:
+    """The entries of one FAQ file (``lawbot kb import``); problems carry ``file:line``."""
+    col = _Collector(directory)
+    data, node = _read_yaml(col, rel, required=False)
+    entries: list[Entry] = []
+    if data is None:
+        return entries, col.problems
+    if not isinstance(data, list):
+        col.add(rel, _line(node), "expected a YAML list of entries (- id: …)")
+        return entries, col.problems
+    for item, item_node in zip(data, _items(node), strict=True):
+        entry = _load_entry(col, rel, item, item_node, topics, site)
+        if entry is not None:
+            entries.append(entry)
+    return entries, col.problems
+
+
+def content_problems(kb: KnowledgeBase) -> list[Problem]:
+    """The content rules of ``lawbot kb check`` (variants, length, citations, next step, shared phrasings)."""
+    col = _Collector(kb.root)
+    _content_checks(col, kb, {})
+    return col.problems

@@ -16,9 +16,13 @@ import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
 from bot.storage.db import SessionFactory
+
+if TYPE_CHECKING:
+    from bot.services.knowledge import KnowledgeHolder
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ class JobContext:
     settings: Settings
     session_factory: SessionFactory
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    knowledge: KnowledgeHolder | None = None  # the process's knowledge (recovery answers with it)
 
 
 Tick = Callable[[JobContext], Awaitable[None]]
@@ -74,7 +79,10 @@ async def run_jobs(ctx: JobContext, stop: asyncio.Event) -> None:
 
 
 async def run_jobs_forever(
-    settings: Settings, stop: asyncio.Event, session_factory: SessionFactory | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    session_factory: SessionFactory | None = None,
+    knowledge: KnowledgeHolder | None = None,
 ) -> None:
     """The periodic jobs, on the given sessions or with an engine of their own."""
     from bot.storage.all import load_all
@@ -82,22 +90,29 @@ async def run_jobs_forever(
 
     load_all()
     if session_factory is not None:
-        await run_jobs(JobContext(settings, session_factory), stop)
+        await run_jobs(JobContext(settings, session_factory, knowledge=knowledge), stop)
         return
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     try:
-        await run_jobs(JobContext(settings, create_session_factory(engine)), stop)
+        await run_jobs(JobContext(settings, create_session_factory(engine), knowledge=knowledge), stop)
     finally:
         await engine.dispose()
 
 
 async def run_worker_and_jobs(
-    settings: Settings, stop: asyncio.Event | None = None, *, session_factory: SessionFactory | None = None
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    session_factory: SessionFactory | None = None,
+    knowledge: KnowledgeHolder | None = None,
 ) -> None:
     """Outbox delivery and periodic jobs side by side until ``stop`` (or SIGTERM/SIGINT).
 
     Both share one engine: on SQLite there is one connection per process (it runs on the loop
-    thread, and a second connection waiting for the write lock would stall the loop)."""
+    thread, and a second connection waiting for the write lock would stall the loop).
+    ``knowledge``: the serve process's own (it follows the published version already); a
+    standalone worker loads the knowledge and follows the township's published version itself."""
+    from bot.services.knowledge import Follower, process_holder
     from bot.services.outbox import run_worker, stop_on_signals
     from bot.storage.db import create_engine, create_session_factory
 
@@ -108,9 +123,14 @@ async def run_worker_and_jobs(
     sessions = session_factory
     try:
         with stop_on_signals(stop) as until:
+            follow = []
+            if knowledge is None:
+                knowledge = await asyncio.to_thread(process_holder, settings.knowledge_dir)
+                follow.append(Follower(knowledge, sessions, settings).run(until))
             await asyncio.gather(
                 run_worker(settings, until, session_factory=sessions),
-                run_jobs_forever(settings, until, sessions),
+                run_jobs_forever(settings, until, sessions, knowledge),
+                *follow,
             )
     finally:
         if engine is not None:

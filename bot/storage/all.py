@@ -14,6 +14,7 @@ FEATURE_MODULES = (
     "bot.storage.campaigns",
     "bot.storage.staff",
     "bot.storage.disputes",
+    "bot.storage.knowledge",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.storage.models import Base, Village, utcnow
@@ -49,6 +49,8 @@ class StaffUser(Base):
     #: 三长联动 position: "" | centre_head | police_head | judicial_head | court (POSITION_NAMES)
     position: Mapped[str] = mapped_column(String(32), default="", server_default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: may publish the township's FAQ answers (the judicial office's lawyer; admins only)
+    reviewer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(default=None)

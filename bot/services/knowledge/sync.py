@@ -1,0 +1,194 @@
+"""Live in seconds on every process: each `lawbot serve` / `lawbot worker` follows the published version.
+
+Publishing inserts a row in ``knowledge_versions`` (versions.py). Every process runs a
+:class:`Follower` that notices the new highest id and swaps its index (runtime.py builds it
+off the event loop; messages in flight keep the knowledge they started with):
+
+* on PostgreSQL it LISTENs on :data:`CHANNEL` (the publishing transaction NOTIFYs at commit);
+* with ``LAWBOT_REDIS_URL`` on SQLite, it subscribes to the Redis channel of the same name;
+* otherwise — and, more slowly, as a safety net behind a push channel — it polls
+  ``max(id)`` (one tiny query a second).
+
+A layer that cannot be used is not retried until a newer version appears; the old index keeps
+serving and the errors are shown on the knowledge page and /healthz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.knowledge.runtime import KnowledgeHolder
+from bot.services.knowledge.versions import latest_id, version_layer
+from bot.settings import Settings
+from bot.storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "lawbot_knowledge"
+POLL_SECONDS = 1.0  # no push channel: a version is picked up within about a second (+ the index build)
+SAFETY_POLL_SECONDS = 15.0  # behind LISTEN/NOTIFY or Redis, in case a notification was missed
+RECONNECT_SECONDS = 5.0
+
+
+def _is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+async def notify_in_transaction(session: AsyncSession, version: int) -> None:
+    """PostgreSQL delivers the NOTIFY when the publishing transaction commits (never for a rollback)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, str(version))))
+
+
+async def announce(settings: Settings | None, version: int) -> None:
+    """After the commit: tell the processes that listen on Redis (SQLite installations with Redis)."""
+    if settings is None or not settings.redis_url:
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis_url)
+    try:
+        await client.publish(CHANNEL, str(version))
+    except Exception as exc:  # the followers' polling still picks it up
+        log.warning("could not announce knowledge version %d on Redis: %s", version, exc)
+    finally:
+        await client.aclose()
+
+
+async def catch_up(holder: KnowledgeHolder, factory: SessionFactory) -> bool:
+    """Use the published version if it is not the one in use; True when the index was swapped."""
+    async with factory() as session:
+        latest = await latest_id(session)
+        if latest == holder.version or latest == holder.failed_version:
+            return False
+        layer = await version_layer(session, latest)
+    return not await holder.apply(layer, latest)
+
+
+class Follower:
+    """Keeps one process's holder on the published version until ``stop`` is set."""
+
+    def __init__(self, holder: KnowledgeHolder, factory: SessionFactory, settings: Settings, *,
+                 poll: float | None = None, safety_poll: float | None = None) -> None:
+        self.holder = holder
+        self.factory = factory
+        self.settings = settings
+        self.poll = POLL_SECONDS if poll is None else poll
+        self.safety_poll = SAFETY_POLL_SECONDS if safety_poll is None else safety_poll
+        self.push_live = False  # a LISTEN/Redis subscription is up
+        self._wake = asyncio.Event()
+
+    @property
+    def channel(self) -> str:
+        if _is_postgres(self.settings.database_url):
+            return "postgres"
+        return "redis" if self.settings.redis_url else "poll"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener: asyncio.Task[None] | None = None
+        if self.channel == "postgres":
+            listener = asyncio.create_task(self._listen_postgres(stop), name="kb-listen")
+        elif self.channel == "redis":
+            listener = asyncio.create_task(self._listen_redis(stop), name="kb-listen")
+        try:
+            while not stop.is_set():
+                try:
+                    await catch_up(self.holder, self.factory)
+                except Exception as exc:  # database down or not migrated yet: keep serving, try again
+                    log.warning("could not check the published knowledge version: %s", exc)
+                self._wake.clear()
+                timeout = self.safety_poll if self.push_live else self.poll
+                waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+                try:
+                    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    def _notified(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def _listen_postgres(self, stop: asyncio.Event) -> None:
+        import asyncpg
+
+        dsn = make_url(self.settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stop.is_set():
+            closed = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(dsn)
+            except Exception as exc:
+                log.warning("knowledge: cannot LISTEN on PostgreSQL (%s); polling meanwhile", exc)
+                await self._pause(stop)
+                continue
+            try:
+                conn.add_termination_listener(_closer(closed))
+                await conn.add_listener(CHANNEL, self._notified)
+                self.push_live = True
+                self._wake.set()  # check once now: something may have been published before we listened
+                await _first(stop.wait(), closed.wait())
+            except Exception as exc:
+                log.warning("knowledge: LISTEN failed (%s); polling meanwhile", exc)
+            finally:
+                self.push_live = False
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            if not stop.is_set():
+                await self._pause(stop)
+
+    async def _listen_redis(self, stop: asyncio.Event) -> None:
+        from redis.asyncio import Redis
+
+        while not stop.is_set():
+            client = Redis.from_url(self.settings.redis_url)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self.push_live = True
+                self._wake.set()
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._wake.set()
+            except Exception as exc:
+                log.warning("knowledge: Redis subscription failed (%s); polling meanwhile", exc)
+            finally:
+                self.push_live = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            if not stop.is_set():
+                await self._pause(stop)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECONNECT_SECONDS)
+
+
+def _closer(event: asyncio.Event) -> Any:
+    def closed(_connection: Any) -> None:
+        event.set()
+
+    return closed
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
