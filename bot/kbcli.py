@@ -1,4 +1,9 @@
-"""`lawbot ask` and `lawbot kb check|eval|review-due` — the FAQ matcher and the knowledge base from a shell.
+"""`lawbot ask` and `lawbot kb …` — the FAQ matcher and the knowledge base from a shell.
+
+``check|eval|review-due`` read ``knowledge/``; ``ask`` and ``eval`` also use the township's
+published layer from the configured database (``--no-layer``: the shipped pack alone; no
+database or a fresh install: the pack alone). ``propose-variant|proposals|approve|reject|
+export|import`` mirror the back-office's 知识库 pages (bot/services/knowledge).
 
 Registered in the main group with ``main.add_command(ask); main.add_command(kb)``.
 Only click is imported at module level: the matcher stack loads when a command runs.
@@ -6,11 +11,13 @@ Only click is imported at module level: the matcher stack loads when a command r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -18,6 +25,11 @@ if TYPE_CHECKING:
     from bot.knowledge import KnowledgeBase
     from bot.matcher import Features, Matcher, MatchResult
     from bot.matcher.evaluate import Report
+    from bot.services.knowledge import KnowledgeHolder, Layer
+    from bot.settings import Settings
+    from bot.storage.db import SessionFactory
+
+T = TypeVar("T")
 
 URGENT_NOTICE = "【紧急】如果有人正在受到伤害或有生命危险，请立刻拨打110（急救120）。想不开时请拨打心理援助热线12356。"
 HANDOFF_TEXT = ("这个问题我还答不好。您可以：\n1. 回复“人工”，转给村里的调解员或法律明白人；\n"
@@ -45,15 +57,88 @@ def _knowledge_dir(explicit: Path | None) -> Path:
     return Path(Settings.from_env().knowledge_dir)
 
 
-def _load(explicit: Path | None) -> KnowledgeBase:
+_no_layer_option = click.option(
+    "--no-layer", is_flag=True, help="The shipped pack alone, without the township's published layer (database).",
+)
+
+
+def _load(explicit: Path | None, *, layer: bool = False) -> KnowledgeBase:
+    """The knowledge directory, with the township's published layer on top when ``layer``."""
     from bot.knowledge import KnowledgeError, load_knowledge
 
     try:
-        return load_knowledge(_knowledge_dir(explicit))
+        kbase = load_knowledge(_knowledge_dir(explicit))
     except KnowledgeError as exc:
         for message in exc.messages:
             click.echo(message, err=True)
         raise click.exceptions.Exit(2) from exc
+    if not layer:
+        return kbase
+    published = _published_layer()
+    if published is None or published[1].empty:
+        return kbase
+    from bot.services.knowledge import LayerError, merge
+
+    version, township = published
+    try:
+        return merge(kbase, township).kb
+    except LayerError as exc:
+        click.echo(f"warning: the township's layer (version {version}) does not fit {kbase.root}; using the "
+                   f"shipped pack alone: {'; '.join(exc.messages)}", err=True)
+        return kbase
+
+
+def _settings() -> Settings:
+    from bot.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _published_layer() -> tuple[int, Layer] | None:
+    """(version, layer) published in the configured database; None with no database or before `db upgrade`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.storage.db import sqlite_file
+
+    settings = _settings()
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is None or not Path(path).exists():
+            return None
+
+    async def read(factory: SessionFactory) -> tuple[int, Layer]:
+        from bot.services.knowledge import published
+
+        async with factory() as session:
+            return await published(session)
+
+    try:
+        return _with_database(settings, read)
+    except (SQLAlchemyError, OSError) as exc:
+        text = str(exc).lower()
+        if "no such table" not in text and "does not exist" not in text:
+            click.echo(f"warning: could not read the township's layer from the database: {exc}", err=True)
+        return None
+
+
+def _with_database(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
+    from bot.storage.all import load_all
+    from bot.storage.db import create_engine, create_session_factory
+
+    load_all()
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _result_json(query: str, r: MatchResult) -> dict[str, Any]:
@@ -106,11 +191,12 @@ def render_for_human(kbase: KnowledgeBase, r: MatchResult) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (ensure_ascii off).")
 @click.option("--explain", is_flag=True, help="Also show the best candidates and why they scored (for editors).")
 @_dir_option
-def ask(question: str | None, as_json: bool, explain: bool, knowledge_dir: Path | None) -> None:
+@_no_layer_option
+def ask(question: str | None, as_json: bool, explain: bool, knowledge_dir: Path | None, no_layer: bool) -> None:
     """Ask the FAQ matcher QUESTION; `-` (or no argument) reads one question per stdin line."""
     from bot.matcher import Matcher
 
-    kbase = _load(knowledge_dir)
+    kbase = _load(knowledge_dir, layer=not no_layer)
     matcher = Matcher(kbase)
     out = sys.stdout
     if question is not None and question != "-":
@@ -185,7 +271,7 @@ def _features(f: Features) -> dict[str, float | bool]:
 
 @click.group("kb")
 def kb() -> None:
-    """Check and evaluate the knowledge base (knowledge/)."""
+    """Check and evaluate the knowledge base (knowledge/); proposals, review and the township's layer."""
 
 
 @kb.command("check")
@@ -268,7 +354,8 @@ def kb_review_due(as_json: bool, knowledge_dir: Path | None) -> None:
 @click.option("--bars", is_flag=True,
               help="Exit 1 unless top-1 >= 90%, top-3 >= 97% and out-of-scope answered <= 5%.")
 @_dir_option
-def kb_eval(file: Path, as_json: bool, verbose: bool, bars: bool, knowledge_dir: Path | None) -> None:
+@_no_layer_option
+def kb_eval(file: Path, as_json: bool, verbose: bool, bars: bool, knowledge_dir: Path | None, no_layer: bool) -> None:
     """Accuracy of the matcher on FILE (topic<TAB>question; `-` = out of scope; `a|b` = either)."""
     from bot.matcher import Matcher
     from bot.matcher.evaluate import evaluate, parse_tsv
@@ -279,7 +366,7 @@ def kb_eval(file: Path, as_json: bool, verbose: bool, bars: bool, knowledge_dir:
         items = parse_tsv(text, source=source)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    kbase = _load(knowledge_dir)
+    kbase = _load(knowledge_dir, layer=not no_layer)
     start = time.perf_counter()
     matcher = Matcher(kbase)
     build_ms = (time.perf_counter() - start) * 1000
@@ -347,3 +434,180 @@ def _print_report(report: Report, matcher: Matcher, source: str, build_ms: float
     echo("")
     for line in report.summary_lines():
         echo(line)
+
+
+# ---------------------------------------------------------------- the township's layer: proposals and review
+def _holder(settings: Settings) -> KnowledgeHolder:
+    from bot.knowledge import KnowledgeError
+    from bot.services.knowledge import KnowledgeHolder
+
+    try:
+        return KnowledgeHolder.load(Path(settings.knowledge_dir))
+    except KnowledgeError as exc:
+        for message in exc.messages:
+            click.echo(message, err=True)
+        raise click.exceptions.Exit(2) from exc
+
+
+async def _staff_id(factory: SessionFactory, name: str | None) -> int | None:
+    """The account named by ``--by`` (its username, or its display name when that is unique)."""
+    if not name:
+        return None
+    from sqlalchemy import or_, select
+
+    from bot.storage.staff import StaffUser
+
+    async with factory() as session:
+        rows = list((await session.execute(
+            select(StaffUser).where(or_(StaffUser.username == name, StaffUser.display_name == name))
+        )).scalars())
+    exact = [s for s in rows if s.username == name] or rows
+    if len(exact) != 1:
+        raise click.ClickException(f"没有这个后台账号：{name}（--by 写用户名）")
+    return exact[0].id
+
+
+def _layer_command(work: Callable[[Settings, SessionFactory, KnowledgeHolder], Awaitable[T]]) -> T:
+    """Run ``work`` with the settings, the database and the knowledge on the published version;
+    staff-facing errors become a message and exit status 1."""
+    from bot.services.knowledge import VersionError, catch_up
+
+    settings = _settings()
+    holder = _holder(settings)
+
+    async def run(factory: SessionFactory) -> T:
+        await catch_up(holder, factory)
+        return await work(settings, factory, holder)
+
+    try:
+        return _with_database(settings, run)
+    except VersionError as exc:
+        click.echo(str(exc), err=True)
+        raise click.exceptions.Exit(1) from exc
+
+
+@kb.command("propose-variant")
+@click.argument("entry_id")
+@click.argument("text")
+@click.option("--by", "by", default=None, help="The back-office account proposing it (username).")
+def kb_propose_variant(entry_id: str, text: str, by: str | None) -> None:
+    """Propose TEXT as a new phrasing of ENTRY_ID; prints the proposal id (a reviewer publishes it)."""
+    from bot.services.knowledge import propose, refresh_checks
+    from bot.storage.staff import StaffUser
+
+    async def work(settings: Settings, factory: SessionFactory, holder: KnowledgeHolder) -> tuple[int, Any]:
+        staff_id = await _staff_id(factory, by)
+        async with factory() as session:
+            staff = await session.get(StaffUser, staff_id) if staff_id else None
+        proposal = await propose(factory, holder.current.kb, kind="variant", entry_id=entry_id,
+                                 payload={"text": text}, by=staff, source="cli")
+        return proposal.id, await refresh_checks(factory, holder, proposal.id)
+
+    proposal_id, checks = _layer_command(work)
+    click.echo(proposal_id)
+    for problem in (checks or {}).get("problems") or []:
+        click.echo(f"warning: {problem}", err=True)
+    for drop in ((checks or {}).get("quality") or {}).get("drops") or []:
+        click.echo(f"warning: 质量下降：{drop}", err=True)
+
+
+@kb.command("proposals")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list: [{id, kind, status, entry_id, title, summary, payload, proposed_by, created_at, "
+                   "needs_edit, problems, drops, decided_by, decision_reason, version}].")
+@click.option("--all", "show_all", is_flag=True, help="Also the published, rejected and withdrawn ones.")
+def kb_proposals(as_json: bool, show_all: bool) -> None:
+    """The proposals waiting for the reviewer (newest first)."""
+    from bot.services.knowledge import proposals as svc
+
+    async def work(_settings: Settings, factory: SessionFactory, holder: KnowledgeHolder) -> list[dict[str, Any]]:
+        async with factory() as session:
+            rows = await svc.listing(session, None if show_all else "pending")
+        return [svc.as_json(p, holder.current.kb) for p in rows]
+
+    rows = _layer_command(work)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if not rows:
+        click.echo("没有待审核的建议。" if not show_all else "还没有建议。")
+        return
+    for row in rows:
+        status = svc.STATUS_NAMES.get(row["status"], row["status"])
+        click.echo(f"{row['id']}\t{status}\t{svc.KIND_NAMES.get(row['kind'], row['kind'])}\t{row['summary']}"
+                   f"\t{row['proposed_by']}")
+        for problem in row["problems"]:
+            click.echo(f"\t  问题：{problem}")
+
+
+@kb.command("approve")
+@click.argument("proposal_id", type=int)
+@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@click.option("--note", default="", help="Why (recorded with the version).")
+@click.option("--confirm-drop", "confirm_drop", default="",
+              help="Publish although the matcher's quality drops by more than one point: the reason.")
+def kb_approve(proposal_id: int, by: str, note: str, confirm_drop: str) -> None:
+    """Publish proposal PROPOSAL_ID as a new version of the township's layer (every process uses it in seconds)."""
+    from bot.services.knowledge import approve
+
+    async def work(settings: Settings, factory: SessionFactory, holder: KnowledgeHolder) -> Any:
+        reviewer_id = await _staff_id(factory, by)
+        return await approve(factory, settings, holder, proposal_id, reviewer_id, note=note,
+                             confirm_reason=confirm_drop)
+
+    version = _layer_command(work)
+    click.echo(f"已发布第 {version.id} 版：{version.summary}")
+
+
+@kb.command("reject")
+@click.argument("proposal_id", type=int)
+@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@click.option("--reason", required=True, help="Why (the proposer sees it).")
+def kb_reject(proposal_id: int, by: str, reason: str) -> None:
+    """Return proposal PROPOSAL_ID to its author with a reason."""
+    from bot.services.knowledge import reject
+
+    async def work(_settings: Settings, factory: SessionFactory, _holder: KnowledgeHolder) -> int:
+        reviewer_id = await _staff_id(factory, by)
+        return (await reject(factory, proposal_id, reviewer_id, reason)).id
+
+    click.echo(f"已退回建议 {_layer_command(work)}")
+
+
+@kb.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def kb_export(directory: Path) -> None:
+    """Write the township's published layer to DIRECTORY as YAML in the knowledge/ format."""
+    from bot.services.knowledge import published
+    from bot.services.knowledge.porting import export_layer
+
+    async def work(_settings: Settings, factory: SessionFactory, _holder: KnowledgeHolder) -> tuple[int, Layer]:
+        async with factory() as session:
+            return await published(session)
+
+    version, layer = _layer_command(work)
+    for path in export_layer(layer, directory):
+        click.echo(str(path))
+    click.echo(f"第 {version} 版：{layer.describe()}", err=True)
+
+
+@kb.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@click.option("--reason", default="", help="Why (recorded with the version).")
+@click.option("--confirm-drop", "confirm_drop", default="",
+              help="Import although the matcher's quality drops by more than one point: the reason.")
+def kb_import(directory: Path, by: str, reason: str, confirm_drop: str) -> None:
+    """Publish the layer in DIRECTORY (written by `lawbot kb export`) as a new version."""
+    from bot.services.knowledge.porting import import_layer
+
+    async def work(settings: Settings, factory: SessionFactory, holder: KnowledgeHolder) -> Any:
+        reviewer_id = await _staff_id(factory, by)
+        return await import_layer(factory, settings, holder, directory, reviewer_id, reason=reason,
+                                  confirm_reason=confirm_drop)
+
+    version = _layer_command(work)
+    if version is None:
+        click.echo("和现在用的本乡知识库完全一样，没有导入。")
+        return
+    click.echo(f"已发布第 {version.id} 版：{version.summary}")

@@ -23,6 +23,7 @@ CORE_VIEW_MODULES: tuple[str, ...] = (
     "bot.admin.tickets_views",
     "bot.admin.report_views",
     "bot.admin.knowledge_views",
+    "bot.admin.knowledge_review_views",
     "bot.admin.staff_views",
     "bot.admin.villager_views",
 )

@@ -41,6 +41,11 @@ def check_role(role: str, village_ids: Sequence[int], position: str = "") -> Non
         raise AccountError("三长联动成员要选职务（乡矛调中心组长、派出所负责人、司法所所长或人民法庭）。")
 
 
+def check_reviewer(role: str, reviewer: bool) -> None:
+    if reviewer and role != "admin":
+        raise AccountError("只有乡管理员账号可以有“法律审核”权限（发布问答）。")
+
+
 async def create_staff(
     session: AsyncSession,
     *,
@@ -50,11 +55,13 @@ async def create_staff(
     village_ids: Sequence[int] = (),
     display_name: str = "",
     position: str = "",
+    reviewer: bool = False,
 ) -> StaffUser:
     username = username.strip()
     if not USERNAME_RE.match(username):
         raise AccountError("用户名 2-32 个字符：字母、数字、汉字、点、横线或下划线。")
     check_role(role, village_ids, position)
+    check_reviewer(role, reviewer)
     taken = (await session.execute(select(StaffUser.id).where(StaffUser.username == username))).scalar_one_or_none()
     if taken is not None:
         raise AccountError(f"用户名 {username} 已经有人用了。")
@@ -65,6 +72,7 @@ async def create_staff(
         position=position,
         password_hash=password_hash,
         active=True,
+        reviewer=reviewer,
         created_at=utcnow(),
     )
     staff.villages = await villages_by_id(session, village_ids)

@@ -51,7 +51,14 @@ async def _ensure_villages(session: Any, knowledge_dir: str, ids: tuple[int, ...
 
 
 async def _create(
-    settings: Any, username: str, role: str, villages: tuple[int, ...], name: str, password: str, position: str = ""
+    settings: Any,
+    username: str,
+    role: str,
+    villages: tuple[int, ...],
+    name: str,
+    password: str,
+    position: str = "",
+    reviewer: bool = False,
 ) -> int:
     from bot.admin import accounts
     from bot.admin.auth import hash_password
@@ -73,6 +80,7 @@ async def _create(
                 village_ids=villages,
                 display_name=name,
                 position=position,
+                reviewer=reviewer,
             )
             session.add(
                 audit_row(
@@ -86,6 +94,7 @@ async def _create(
                         "role": role,
                         "villages": list(villages),
                         "position": position,
+                        "reviewer": reviewer,
                     },
                 )
             )
@@ -178,24 +187,38 @@ def admin() -> None:
     help="三长联动 position: centre_head 乡矛调中心组长, police_head 派出所负责人, "
     "judicial_head 司法所所长, court 人民法庭",
 )
+@click.option(
+    "--reviewer", is_flag=True, help="may publish the township's FAQ answers (法律审核: the judicial office's lawyer)"
+)
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
 def create_user(
-    username: str, role: str, villages: tuple[int, ...], display_name: str, position: str | None, password_stdin: bool
+    username: str,
+    role: str,
+    villages: tuple[int, ...],
+    display_name: str,
+    position: str | None,
+    reviewer: bool,
+    password_stdin: bool,
 ) -> None:
     """Create a staff account (asks for the password unless --password-stdin)."""
-    from bot.admin.accounts import AccountError
+    from bot.admin.accounts import AccountError, check_reviewer
 
     position = position or ""
     settings = _settings()
+    try:
+        check_reviewer(role, reviewer)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
     password = _read_password(password_stdin, role=role, username=username, display_name=display_name)
     try:
-        staff_id = asyncio.run(_create(settings, username, role, villages, display_name, password, position))
+        staff_id = asyncio.run(_create(settings, username, role, villages, display_name, password, position, reviewer))
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     where = f" villages {', '.join(map(str, villages))}" if villages else ""
     where += f" position {position}" if position else ""
     from bot.links import sign_in_note
 
+    where += " reviewer" if reviewer else ""
     click.echo(f"created {role} {username} (id {staff_id}){where}; sign in at {settings.base_url}/admin")
     click.echo(f"  {sign_in_note(settings)}")
 

@@ -1,9 +1,12 @@
-"""The knowledge page: answers due for review against the law, what villagers asked that the FAQ
-could not answer, and "重新加载知识库"."""
+"""The knowledge page: the township's layer in use, what villagers asked that the FAQ could not answer
+(grouped, each with one-click "加为某条问答的问法" and "写新问答"), answers due for review against the
+law, entries a new release changed after the township replaced them, the version history with
+restore, and "重新加载知识库". Proposals and their review are in knowledge_review_views.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -11,21 +14,16 @@ from sqlalchemy import func, select
 from bot.admin import framework as adm
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.currency import book, review_due
-from bot.services.knowledge import match_level
+from bot.services import knowledge as kn
+from bot.services.knowledge import proposals as props
+from bot.services.knowledge import versions
 from bot.services.privacy import mask_phones
 from bot.storage.models import KnowledgeGap, utcnow
+from bot.storage.staff import StaffUser
 
 GAP_DAYS_CHOICES = (7, 30, 90)
-OUTCOME_NAMES = {"clarify": "让村民选", "handoff": "答不上", "answer": "已回答", "smalltalk": "打招呼"}
-
-
-def candidate_titles(kb: KnowledgeBase, candidates: list[object], count: int = 3) -> list[dict[str, str]]:
-    """A gap's nearest FAQ entries as staff read them: the entry's question and 匹配度 高/中/低."""
-    out = []
-    for c in candidates[:count]:
-        if isinstance(c, dict) and c.get("entry_id") in kb.by_id:
-            out.append({"title": kb.fill(kb.by_id[c["entry_id"]].question), "level": match_level(c.get("score"))})
-    return out
+GAP_GROUPS = 30
+TARGETS = 3  # the matcher's best entries offered as one-click targets
 
 
 def due_for_review(kb: KnowledgeBase) -> list[dict[str, object]]:
@@ -43,6 +41,52 @@ def due_for_review(kb: KnowledgeBase) -> list[dict[str, object]]:
     ]
 
 
+async def is_reviewer(request: web.Request) -> bool:
+    async with adm.db(request)() as session:
+        return versions.can_publish(await session.get(StaffUser, adm.user(request).id))
+
+
+def gap_groups(knowledge: kn.Knowledge, rows: list[Any], pending: dict[str, int]) -> list[dict[str, Any]]:
+    """Repeated questions with what staff can do about each: the best entries (by title) or 写新问答."""
+    kb = knowledge.kb
+    groups = []
+    for normalized, count, raw_sample, last in rows:
+        # questions kept from before phone numbers were taken out at the door: masked here
+        sample = mask_phones(raw_sample)
+        result = knowledge.match(sample)
+        answered = result.entry if result.outcome == "answer" else None
+        groups.append({
+            "normalized": mask_phones(normalized),
+            "count": count,
+            "sample": sample,
+            "last": last,
+            "answered": kb.fill(answered.question) if answered else "",
+            "targets": [] if answered else [
+                {"entry_id": c.entry.id, "title": kb.fill(c.entry.question), "topic": kb.topic_name(c.entry.topic)}
+                for c in result.candidates[:TARGETS]
+            ],
+            "proposal": pending.get(sample),
+        })
+    return groups
+
+
+def flag_rows(knowledge: kn.Knowledge) -> list[dict[str, Any]]:
+    rows = []
+    for flag in knowledge.flags:
+        diffs = []
+        if flag.kind == "release_changed":
+            for key in ("answer", "next_step", "details", "basis"):
+                before = props.as_text((flag.shipped_before or {}).get(key))
+                now = props.as_text((flag.shipped_now or {}).get(key))
+                if before != now:
+                    local = (flag.local or {}).get(key)
+                    diffs.append({"label": props.FIELD_LABELS[key], "segments": props.segments(before, now),
+                                  "local": props.as_text(local) if local is not None else ""})
+        rows.append({"entry_id": flag.entry_id, "kind": flag.kind, "title": flag.title, "detail": flag.detail,
+                     "diffs": diffs})
+    return rows
+
+
 async def knowledge_page(request: web.Request) -> web.StreamResponse:
     try:
         days = int(request.query.get("days", "30"))
@@ -52,7 +96,8 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
     since = utcnow() - dt.timedelta(days=days)
     services = adm.services(request)
     holder = services.knowledge_holder
-    kb = services.knowledge.kb
+    knowledge = services.knowledge
+    kb = knowledge.kb
     async with adm.db(request)() as session, session.begin():
         by_outcome = dict(
             (
@@ -65,30 +110,25 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
         )
         repeated = (
             await session.execute(
-                select(KnowledgeGap.normalized, func.count().label("n"), func.max(KnowledgeGap.text))
+                select(KnowledgeGap.normalized, func.count().label("n"), func.max(KnowledgeGap.text),
+                       func.max(KnowledgeGap.created_at))
                 .where(KnowledgeGap.created_at >= since)
                 .group_by(KnowledgeGap.normalized)
-                .order_by(func.count().desc(), KnowledgeGap.normalized)
-                .limit(30)
+                .order_by(func.count().desc(), func.max(KnowledgeGap.created_at).desc())
+                .limit(GAP_GROUPS)
             )
         ).all()
-        recent = list(
-            (
-                await session.execute(
-                    select(KnowledgeGap)
-                    .where(KnowledgeGap.created_at >= since)
-                    .order_by(KnowledgeGap.id.desc())
-                    .limit(50)
-                )
-            ).scalars()
-        )
+        pending = await props.listing(session, "pending")
+        history = await versions.history(session, limit=1)
+        me = await session.get(StaffUser, adm.user(request).id)
         await adm.audit(session, request, "knowledge.gaps_view", object_type="knowledge", details={"days": days})
+    pending_texts = {str(p.payload.get("text")): p.id for p in pending if p.kind == "variant"}
     topics: dict[str, int] = {}
-    for gap in recent:
-        for candidate in gap.candidates[:1]:
-            if isinstance(candidate, dict) and candidate.get("topic"):
-                name = kb.topic_name(str(candidate["topic"]))
-                topics[name] = topics.get(name, 0) + 1
+    groups = gap_groups(knowledge, [tuple(r) for r in repeated], pending_texts)
+    for group in groups:
+        if group["targets"]:
+            name = group["targets"][0]["topic"]
+            topics[name] = topics.get(name, 0) + int(group["count"])
     return await adm.render(
         request,
         "admin/knowledge.html",
@@ -96,26 +136,18 @@ async def knowledge_page(request: web.Request) -> web.StreamResponse:
             "days": days,
             "choices": GAP_DAYS_CHOICES,
             "by_outcome": by_outcome,
-            # questions kept from before phone numbers were taken out at the door: masked here
-            "repeated": [
-                {"normalized": mask_phones(r[0]), "count": r[1], "sample": mask_phones(r[2])} for r in repeated
-            ],
-            "recent": [
-                {
-                    "text": mask_phones(g.text),
-                    "created_at": g.created_at,
-                    "outcome": g.outcome,
-                    "nearest": candidate_titles(kb, g.candidates),
-                }
-                for g in recent
-            ],
+            "groups": groups,
             "near_topics": sorted(topics.items(), key=lambda kv: -kv[1]),
             "due": due_for_review(kb),
             "entries": len(kb.entries),
             "topics_count": len(kb.topics),
-            "loaded_at": services.knowledge.loaded_at,
-            "errors": holder.last_errors,
-            "outcome_names": OUTCOME_NAMES,
+            "loaded_at": knowledge.loaded_at,
+            "errors": holder.errors,
+            "version": history[0] if history else None,
+            "layer": knowledge.layer.describe() if not knowledge.layer.empty else "",
+            "pending_count": len(pending),
+            "flags": flag_rows(knowledge),
+            "reviewer": versions.can_publish(me),
         },
         title="知识库",
     )
@@ -132,9 +164,112 @@ async def reload_knowledge(request: web.Request) -> web.StreamResponse:
     adm.redirect(request, "admin-knowledge")
 
 
+async def gap_to_variant(request: web.Request) -> web.StreamResponse:
+    """One click on a gap: propose the villager's words as a phrasing of the chosen entry."""
+    data = await adm.form(request)
+    services = adm.services(request)
+    text = adm.field_text(data, "text", 200)
+    entry_id = adm.field_text(data, "entry_id", 64)
+    async with adm.db(request)() as session:
+        me = await session.get(StaffUser, adm.user(request).id)
+    try:
+        proposal = await kn.propose(services.session_factory, services.knowledge.kb, kind="variant", entry_id=entry_id,
+                                    payload={"text": text}, by=me, source="gap", source_ref=text[:64])
+    except kn.ProposalError as exc:
+        adm.flash(request, str(exc), "error")
+        adm.redirect(request, "admin-knowledge")
+    async with adm.db(request)() as session, session.begin():
+        await adm.audit(session, request, "knowledge.propose", object_type="knowledge_proposal", object_id=proposal.id,
+                        details={"kind": "variant", "entry_id": entry_id, "from": "gap"})
+    services.spawn(kn.refresh_checks(services.session_factory, services.knowledge_holder, proposal.id),
+                   name=f"kb-checks-{proposal.id}")
+    target = props.title(services.knowledge.kb, entry_id)
+    adm.flash(request, f"已提建议：把“{text}”加为“{target}”的问法，等审核人发布。")
+    adm.redirect(request, "admin-knowledge-proposal", id=proposal.id)
+
+
+# ---------------------------------------------------------------- versions and reviewers' decisions
+async def versions_page(request: web.Request) -> web.StreamResponse:
+    async with adm.db(request)() as session, session.begin():
+        rows = await versions.history(session)
+        me = await session.get(StaffUser, adm.user(request).id)
+        await adm.audit(session, request, "knowledge.versions_view", object_type="knowledge")
+    in_use = adm.services(request).knowledge_holder.version
+    items = [
+        {"v": v, "action": versions.ACTION_NAMES.get(v.action, v.action), "in_use": v.id == in_use,
+         "describe": kn.Layer.from_json(v.layer).describe()}
+        for v in rows
+    ]
+    return await adm.render(request, "admin/knowledge_versions.html",
+                            {"items": items, "reviewer": versions.can_publish(me), "in_use": in_use},
+                            title="本乡问答的版本")
+
+
+async def _publish_action(request: web.Request, action: str, work: Any) -> web.StreamResponse:
+    services = adm.services(request)
+    try:
+        row: Any = await work(services)
+    except kn.VersionError as exc:
+        adm.flash(request, str(exc), "error")
+        adm.redirect(request, "admin-knowledge-versions" if action == "restore" else "admin-knowledge")
+    await kn.catch_up(services.knowledge_holder, services.session_factory)
+    async with adm.db(request)() as session, session.begin():
+        await adm.audit(session, request, f"knowledge.{action}", object_type="knowledge_version", object_id=row.id,
+                        details={"summary": row.summary, "reason": row.reason})
+    adm.flash(request, f"已发布第 {row.id} 版：{row.summary}。各个服务进程几秒内用上。")
+    adm.redirect(request, "admin-knowledge-versions" if action == "restore" else "admin-knowledge")
+
+
+async def restore_version(request: web.Request) -> web.StreamResponse:
+    data = await adm.form(request)
+    reason = adm.field_text(data, "reason", 500)
+    version_id = int(request.match_info["id"])
+    user_id = adm.user(request).id
+    if not await is_reviewer(request):
+        adm.forbid("只有有“法律审核”权限的乡管理员可以恢复旧版本。")
+
+    async def work(services: Any) -> Any:
+        return await versions.restore(services.session_factory, services.settings, services.knowledge_holder,
+                                      version_id, user_id, reason)
+
+    return await _publish_action(request, "restore", work)
+
+
+def _flag_action(keep: bool) -> adm.Handler:
+    async def view(request: web.Request) -> web.StreamResponse:
+        data = await adm.form(request)
+        entry_id = request.match_info["entry"]
+        user_id = adm.user(request).id
+        if not await is_reviewer(request):
+            adm.forbid("只有有“法律审核”权限的乡管理员可以做这个决定。")
+
+        async def work(services: Any) -> Any:
+            return await versions.resolve_flag(services.session_factory, services.settings,
+                                               services.knowledge_holder, entry_id, user_id, keep,
+                                               adm.field_text(data, "reason", 500))
+
+        return await _publish_action(request, "review", work)
+
+    view.__name__ = "flag_keep" if keep else "flag_release"
+    return view
+
+
 def setup(app: web.Application) -> None:
     adm.add_view(app, "GET", "/admin/knowledge", knowledge_page, name="admin-knowledge", roles=adm.ADMIN)
     adm.add_view(
         app, "POST", "/admin/knowledge/reload", reload_knowledge, name="admin-knowledge-reload", roles=adm.ADMIN
     )
+    adm.add_view(app, "POST", "/admin/knowledge/gaps/variant", gap_to_variant, name="admin-knowledge-gap-variant",
+                 roles=adm.ADMIN)
+    adm.add_view(app, "GET", "/admin/knowledge/versions", versions_page, name="admin-knowledge-versions",
+                 roles=adm.ADMIN)
+    adm.add_view(app, "POST", r"/admin/knowledge/versions/{id:\d+}/restore", restore_version,
+                 name="admin-knowledge-restore", roles=adm.ADMIN)
+    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[a-z0-9-]+}/keep", _flag_action(True),
+                 name="admin-knowledge-flag-keep", roles=adm.ADMIN)
+    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[a-z0-9-]+}/release", _flag_action(False),
+                 name="admin-knowledge-flag-release", roles=adm.ADMIN)
     adm.add_nav(app, "知识库", "admin-knowledge", roles=adm.ADMIN, order=50)
+
+
+__all__ = ["due_for_review", "setup"]

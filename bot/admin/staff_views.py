@@ -61,6 +61,7 @@ def _form_context(person: StaffUser | None, villages: list[Village], error: str 
         "display_name": values.get("display_name", person.display_name if person else ""),
         "role": values.get("role", person.role if person else "mediator"),
         "active": values.get("active", person.active if person else True),
+        "reviewer": values.get("reviewer", person.reviewer if person else False),
     }
 
 
@@ -78,6 +79,7 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
         "role": adm.field_text(data, "role", 16),
         "village_ids": _village_ids(data),
         "position": adm.field_text(data, "position", 32),
+        "reviewer": data.get("reviewer") == "1",
     }
     password, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
     problem = password_problem(
@@ -94,6 +96,7 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
                     village_ids=values["village_ids"],
                     display_name=values["display_name"],
                     position=values["position"],
+                    reviewer=values["reviewer"],
                 )
                 await adm.audit(
                     session,
@@ -106,6 +109,7 @@ async def staff_create(request: web.Request) -> web.StreamResponse:
                         "role": staff.role,
                         "villages": values["village_ids"],
                         "position": staff.position,
+                        "reviewer": staff.reviewer,
                     },
                 )
         except accounts.AccountError as exc:
@@ -150,6 +154,7 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
     position = adm.field_text(data, "position", 32)
     village_ids = _village_ids(data)
     active = data.get("active") == "1"
+    reviewer = data.get("reviewer") == "1"
     display_name = adm.field_text(data, "display_name", 64)
     password, confirm = str(data.get("password", "")), str(data.get("confirm", ""))
     problem: str | None = None
@@ -159,6 +164,7 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
             person = await _person(request, session)
             username = person.username
             accounts.check_role(role, village_ids, position)
+            accounts.check_reviewer(role, reviewer)
             if person.id == me.id and (role != "admin" or not active):
                 raise accounts.AccountError("不能停用自己，也不能取消自己的管理员角色（请另一位管理员操作）。")
             if password and (
@@ -175,6 +181,9 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
             if person.position != position:
                 changes["position"] = [person.position, position]
                 person.position = position
+            if person.reviewer != reviewer:
+                changes["reviewer"] = [person.reviewer, reviewer]
+            person.reviewer = reviewer
             before = sorted(v.id for v in person.villages)
             if before != village_ids:
                 changes["villages"] = [before, village_ids]
@@ -199,6 +208,7 @@ async def staff_update(request: web.Request) -> web.StreamResponse:
             "active": active,
             "display_name": display_name,
             "position": position,
+            "reviewer": reviewer,
         }
         context = _form_context(person, await _all_villages(request), problem, **values)
         return await adm.render(request, "admin/staff_form.html", context, title=person.label, status=400)

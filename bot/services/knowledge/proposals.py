@@ -388,7 +388,7 @@ def segments(before: str, after: str) -> list[tuple[str, str]]:
     return out
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     return "" if value is None else str(value)
@@ -399,7 +399,7 @@ def diff(proposal: KnowledgeProposal, kb: KnowledgeBase) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
 
     def row(label: str, before: Any, after: Any) -> None:
-        b, a = _text(before), _text(after)
+        b, a = as_text(before), as_text(after)
         if b != a:
             rows.append({"label": label, "before": b, "after": a, "segments": segments(b, a)})
 
