@@ -241,7 +241,6 @@ async def proposal_approve(request: web.Request) -> web.StreamResponse:
     except kn.VersionError as exc:
         adm.flash(request, str(exc), "error")
         adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
-    await kn.catch_up(services.knowledge_holder, services.session_factory)
     async with adm.db(request)() as session, session.begin():
         await adm.audit(session, request, "knowledge.approve", object_type="knowledge_proposal", object_id=proposal_id,
                         details={"version": row.id, "summary": row.summary, "reason": row.reason})

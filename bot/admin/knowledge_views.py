@@ -212,7 +212,6 @@ async def _publish_action(request: web.Request, action: str, work: Any) -> web.S
     except kn.VersionError as exc:
         adm.flash(request, str(exc), "error")
         adm.redirect(request, "admin-knowledge-versions" if action == "restore" else "admin-knowledge")
-    await kn.catch_up(services.knowledge_holder, services.session_factory)
     async with adm.db(request)() as session, session.begin():
         await adm.audit(session, request, f"knowledge.{action}", object_type="knowledge_version", object_id=row.id,
                         details={"summary": row.summary, "reason": row.reason})

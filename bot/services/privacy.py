@@ -104,6 +104,7 @@ _TITLES = (
     "工",
 )
 _CJK = "\u4e00-\u9fff"
+_LEAD = "(?P<lead>住在|住|家在|在|到|去|是)?"  # kept before an address
 _SURNAME_RE = "(?:" + "|".join(COMPOUND_SURNAMES) + f"|[{SURNAMES}])"
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # id numbers (18 or 15 digits), then bank cards and other long numbers
@@ -114,9 +115,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # phone numbers: the one rule every feature uses (mobiles with spaces, dashes, +86; land lines)
     (PHONE_IN_TEXT, "（电话）"),
     # house numbers and addresses: 3组12号, 幸福路8号3栋2单元501室
-    (re.compile(rf"[{_CJK}]{{0,8}}(?:村|镇|乡|区|县)?[{_CJK}\d]{{0,6}}(?:\d+|[一二三四五六七八九十]+)(?:组|队|社)"
-                rf"(?:\d+号)?(?:\d+(?:栋|幢|号楼|单元|室|户))*"), "（地址）"),
-    (re.compile(rf"[{_CJK}]{{1,10}}(?:路|街|巷|道|大道|胡同)\d+号(?:\d+(?:栋|幢|号楼|单元|室))*"), "（地址）"),
+    (re.compile(rf"{_LEAD}[{_CJK}]{{0,8}}(?:村|镇|乡|区|县)?[{_CJK}\d]{{0,6}}(?:\d+|[一二三四五六七八九十]+)"
+                rf"(?:组|队|社)(?:\d+号)?(?:\d+(?:栋|幢|号楼|单元|室|户))*"), r"\g<lead>（地址）"),
+    (re.compile(rf"{_LEAD}[{_CJK}]{{1,10}}(?:路|街|巷|道|大道|胡同)\d+号(?:\d+(?:栋|幢|号楼|单元|室))*"),
+     r"\g<lead>（地址）"),
     (re.compile(r"(?<![\d.])\d+(?:栋|幢|号楼)(?:\d+单元)?(?:\d+室)?"), "（地址）"),
     # names said as names: 我叫张三, 名叫…, 姓名：…, 联系人…
     (re.compile(rf"(?P<lead>我叫|我是|名叫|叫做|名字叫|名字是|姓名[:：]?|联系人[:：]?|当事人[:：]?)"

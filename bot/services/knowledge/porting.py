@@ -147,7 +147,7 @@ async def import_layer(factory: SessionFactory, settings: Settings | None, holde
         return Change(new, "import", f"导入：{new.describe()}", why, by=reviewer)
 
     try:
-        return await publish(factory, settings, prepare)
+        return await publish(factory, settings, prepare, holder)
     except VersionError:
         if unchanged:
             return None

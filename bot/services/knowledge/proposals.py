@@ -341,7 +341,7 @@ async def approve(factory: SessionFactory, settings: Settings | None, holder: Kn
         return Change(new_layer, "approve", summary(proposal, knowledge.kb), reason, by=reviewer,
                       proposal_id=proposal_id, finish=finish)
 
-    return await publish(factory, settings, prepare)
+    return await publish(factory, settings, prepare, holder)
 
 
 async def reject(factory: SessionFactory, proposal_id: int, reviewer_id: int | None, reason: str) -> KnowledgeProposal:

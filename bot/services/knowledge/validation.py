@@ -71,7 +71,7 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = tup
          lambda m: "答案里不要写“以上为普法解答……”或“下一步”，机器人会自己加上"),
         (r"^next_step does not say who to go to",
          lambda m: "“下一步”没有说去找谁（村调委会、司法所、12348、法院……）"),
-        (r"^basis '(?P<c>.*)': (?P<p>.*)$", lambda m: f"依据“{m['c']}”：{_citation(m['p'])}"),
+        (r"^basis '(?P<c>.*?)': (?P<p>.*)$", lambda m: f"依据“{m['c']}”：{_citation(m['p'])}"),
         (r"^phrasing '(?P<t>.*)' is empty after normalisation$", lambda m: f"问法“{m['t']}”去掉语气词后是空的"),
         (r"^phrasing '(?P<t>.*)' repeats another one of this entry$",
          lambda m: f"问法“{m['t']}”和这条问答的另一个问法重复"),
@@ -99,7 +99,7 @@ def chinese(message: str, titles: dict[str, str] | None = None) -> str:
     """A loader message (without its ``file:line:``) in plain Chinese; entry ids become titles."""
     body = re.sub(r"^[a-z0-9-]+: ", "", message)
     for pattern, say in _RULES:
-        m = pattern.search(body)
+        m = pattern.search(message) or pattern.search(body)  # "question: …" is a field, "land-x: …" an entry
         if m:
             text = say(m)
             for entry_id, title in (titles or {}).items():

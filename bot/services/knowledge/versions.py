@@ -97,11 +97,11 @@ class Change:
 Prepare = Callable[[int, Layer], Awaitable[Change]]
 
 
-async def publish(factory: SessionFactory, settings: Settings | None, prepare: Prepare) -> KnowledgeVersion:
+async def publish(factory: SessionFactory, settings: Settings | None, prepare: Prepare,
+                  holder: KnowledgeHolder | None = None) -> KnowledgeVersion:
     """Build on the version in use with ``prepare(version, layer)`` (may raise to refuse) and insert version + 1.
 
-    Announces the new version to every process (sync.py); the caller's own holder is synced by
-    the caller or its follower.
+    Announces the new version to every process (sync.py) and swaps ``holder`` (this process's) at once.
     """
     from bot.services.knowledge import sync
 
@@ -134,6 +134,8 @@ async def publish(factory: SessionFactory, settings: Settings | None, prepare: P
             log.info("knowledge version %d was taken meanwhile; building on the new one", version + 1)
             continue
         await sync.announce(settings, row.id)
+        if holder is not None:
+            await sync.catch_up(holder, factory)
         log.info("knowledge version %d published (%s): %s", row.id, row.action, row.summary)
         return row
     raise VersionError("别人同时在发布，请稍后再试一次。")
@@ -168,7 +170,7 @@ async def restore(factory: SessionFactory, settings: Settings | None, holder: Kn
         return Change(old, "restore", f"恢复第 {version_id} 版（{old.describe()}）", reason.strip(), by=reviewer,
                       restored_from=version_id)
 
-    return await publish(factory, settings, prepare)
+    return await publish(factory, settings, prepare, holder)
 
 
 async def resolve_flag(factory: SessionFactory, settings: Settings | None, holder: KnowledgeHolder, entry_id: str,
@@ -198,4 +200,4 @@ async def resolve_flag(factory: SessionFactory, settings: Settings | None, holde
             raise VersionError("这条问答已经处理过了。")
         return Change(new, "review", what, reason.strip(), by=reviewer)
 
-    return await publish(factory, settings, prepare)
+    return await publish(factory, settings, prepare, holder)
