@@ -86,7 +86,8 @@ async def propose_from_the_knowledge_page(chief: Staffer, question: str, title: 
     assert status == 200 and "已提建议" in proposal_page, proposal_page[:2000]
     proposal_path = re.search(r"/admin/knowledge/proposals/\d+", str(proposal_page))
     async with sessions(chief.client)() as session:
-        proposal = (await session.execute(select(KnowledgeProposal).order_by(KnowledgeProposal.id.desc()))).scalars().first()
+        newest = select(KnowledgeProposal).order_by(KnowledgeProposal.id.desc())
+        proposal = (await session.execute(newest)).scalars().first()
     assert proposal is not None and proposal.payload == {"text": question} and proposal.entry_id == RIGHT_ENTRY
     return (proposal_path.group(0) if proposal_path else f"/admin/knowledge/proposals/{proposal.id}"), page
 

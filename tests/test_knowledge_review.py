@@ -52,7 +52,8 @@ async def browsers() -> Any:
 GOOD_ENTRY = {
     "topic": "land.dispute_resolution",
     "question": "村里修路占了俺家的承包地，给补偿吗？",
-    "variants": "修路占了俺家地给钱不\n村里修路把俺的地占了咋办\n修村道占承包地有补偿没\n占地修路不给钱找谁\n俺家地被修路用了赔不赔",
+    "variants": "\n".join(["修路占了俺家地给钱不", "村里修路把俺的地占了咋办", "修村道占承包地有补偿没",
+                            "占地修路不给钱找谁", "俺家地被修路用了赔不赔"]),
     "answer": "村里修路占用承包地，要经过村民会议讨论决定，并对承包户给予合理补偿；不能不商量就占，也不能不给补偿。",
     "basis": "农村土地承包法第55条",
     "next_step": "先找村委会问清是否经过村民会议、补偿多少；谈不拢找村调委会调解，或打12348。",
@@ -194,7 +195,8 @@ async def test_a_release_that_changes_a_locally_replaced_answer_flags_it(
     client = await make_client(settings.with_(knowledge_dir=str(directory)), knowledge=holder)
     lawyer_id = await make_reviewer(client)
     factory = client.app[SERVICES].session_factory
-    local = "本乡每周三上午司法所有律师值班，承包地纠纷可以当面来问。对政府的处理决定不服，要自收到决定之日起60日内先申请行政复议。"
+    local = ("本乡每周三上午司法所有律师值班，承包地纠纷可以当面来问。"
+             "对政府的处理决定不服，要自收到决定之日起60日内先申请行政复议。")
     proposal = await kn.propose(factory, holder.current.kb, kind="edit", entry_id=RIGHT_ENTRY,
                                 payload={"fields": {"answer": local, "basis": ["行政复议法第23条"]}}, by=None)
     await kn.approve(factory, settings, holder, proposal.id, lawyer_id)
@@ -213,9 +215,11 @@ async def test_a_release_that_changes_a_locally_replaced_answer_flags_it(
     assert "每周三上午" in await phone.say(asked)  # not silently overwritten …
     lawyer: Staffer = await browsers(client, "lawyer")
     status, page = await lawyer.get("/admin/knowledge")
-    assert "新发布的版本改了本乡替换过的问答" in page and "地界、承包地有纠纷，该找谁解决？" in page  # … nor silently kept
+    assert status == 200
+    # … nor silently kept
+    assert "新发布的版本改了本乡替换过的问答" in page and "地界、承包地有纠纷，该找谁解决？" in page
     assert "<ins>，也不要毁坏庄稼</ins>" in page and "核对过，保留本乡的答案" in page
-    status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/keep", {})
+    _status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/keep", {})
     assert "已发布第 2 版" in page and "复核后保留本乡替换的答案" in page
     assert not holder.current.flags and "每周三上午" in await phone.say(asked)
 
@@ -223,7 +227,7 @@ async def test_a_release_that_changes_a_locally_replaced_answer_flags_it(
     faq.write_text(faq.read_text("utf-8").replace("也不要毁坏庄稼", "也不要毁坏庄稼和界桩"), "utf-8")
     await holder.reload()
     assert holder.current.flags
-    status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/release", {})
+    _status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/release", {})
     assert "已发布第 3 版" in page and not holder.current.flags
     assert "毁坏庄稼和界桩" in await phone.say(asked)
 
@@ -264,8 +268,10 @@ async def test_a_ticket_reply_becomes_a_draft_without_personal_details(
     status, page = await lawyer.post(path + "/approve", {})
     assert "审核人要先修改" in page
     fields = {**GOOD_ENTRY, "topic": "land.homestead", "question": "邻居盖房占了俺家宅基地咋办",
-              "variants": "邻居占俺家宅基地\n宅基地被邻居占了\n邻居盖房占俺地方\n隔壁盖房子占了俺家地\n邻居房子盖过界了",
-              "answer": "邻居占了您家的宅基地，可以要求他停止侵害、排除妨碍、恢复原状；先协商，协商不成可以找村调委会调解。",
+              "variants": "\n".join(["邻居占俺家宅基地", "宅基地被邻居占了", "邻居盖房占俺地方", "隔壁盖房子占了俺家地",
+                                      "邻居房子盖过界了"]),
+              "answer": "邻居占了您家的宅基地，可以要求他停止侵害、排除妨碍、恢复原状；"
+                        "先协商，协商不成可以找村调委会调解。",
               "basis": "民法典第236条"}
     status, page = await lawyer.post(path + "/edit", fields)
     assert "已保存修改" in page
@@ -303,8 +309,8 @@ async def test_the_checks_of_a_proposal_are_the_rules_of_kb_check_in_chinese(kno
     bad["payload"]["entry"]["question"] = "问"
     checks = await asyncio.to_thread(props.compute_checks, knowledge, 0, kn.Layer(), bad)
     problems = checks["problems"]
-    for expected in ("问法只有 2 个", "最多 300 个字", "不要写“以上为普法解答", "没有说去找谁", "条文库里没有《不存在的法》",
-                     "条文库里没有《民法典1079》"):
+    for expected in ("问法只有 2 个", "最多 300 个字", "不要写“以上为普法解答", "没有说去找谁",
+                     "条文库里没有《不存在的法》", "条文库里没有《民法典1079》"):
         assert any(expected in p for p in problems), (expected, problems)
     assert not any(re.search(r"[a-z]{4,}", p) for p in problems), problems  # plain Chinese, no codes
     assert not content_problems(knowledge.kb)
