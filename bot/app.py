@@ -127,7 +127,8 @@ async def _knowledge_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("township knowledge not loaded at start (%s); following it from now on", exc)
     stop = asyncio.Event()
     task = services.spawn(
-        Follower(services.knowledge_holder, services.session_factory, services.settings).run(stop), name="kb-follow"
+        Follower(services.knowledge_holder, services.session_factory, services.settings).run(stop, check_first=False),
+        name="kb-follow",
     )
     yield
     stop.set()

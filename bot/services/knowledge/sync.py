@@ -35,6 +35,7 @@ CHANNEL = "lawbot_knowledge"
 POLL_SECONDS = 1.0  # no push channel: a version is picked up within about a second (+ the index build)
 SAFETY_POLL_SECONDS = 15.0  # behind LISTEN/NOTIFY or Redis, in case a notification was missed
 RECONNECT_SECONDS = 5.0
+LISTENER_CLOSE_SECONDS = 5.0
 
 
 def _is_postgres(url: str) -> bool:
@@ -84,6 +85,7 @@ class Follower:
         self.poll = POLL_SECONDS if poll is None else poll
         self.safety_poll = SAFETY_POLL_SECONDS if safety_poll is None else safety_poll
         self.push_live = False  # a LISTEN/Redis subscription is up
+        self._check_once_more = False  # a subscription just came up: one regular poll covers the gap before it
         self._wake = asyncio.Event()
 
     @property
@@ -92,20 +94,26 @@ class Follower:
             return "postgres"
         return "redis" if self.settings.redis_url else "poll"
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, check_first: bool = True) -> None:
+        """Follow until ``stop``. ``check_first=False`` when the caller has just caught up itself."""
         listener: asyncio.Task[None] | None = None
         if self.channel == "postgres":
             listener = asyncio.create_task(self._listen_postgres(stop), name="kb-listen")
         elif self.channel == "redis":
             listener = asyncio.create_task(self._listen_redis(stop), name="kb-listen")
         try:
+            check = check_first
             while not stop.is_set():
-                try:
-                    await catch_up(self.holder, self.factory)
-                except Exception as exc:  # database down or not migrated yet: keep serving, try again
-                    log.warning("could not check the published knowledge version: %s", exc)
+                if check:
+                    try:
+                        await catch_up(self.holder, self.factory)
+                    except Exception as exc:  # database down or not migrated yet: keep serving, try again
+                        log.warning("could not check the published knowledge version: %s", exc)
+                    if self.push_live:
+                        self._check_once_more = False
+                check = True
                 self._wake.clear()
-                timeout = self.safety_poll if self.push_live else self.poll
+                timeout = self.safety_poll if self.push_live and not self._check_once_more else self.poll
                 waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
                 try:
                     await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -114,9 +122,11 @@ class Follower:
                         w.cancel()
         finally:
             if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                # the listener sees ``stop`` and closes its connection itself; cancel only if it hangs
+                if not stop.is_set():
+                    listener.cancel()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(listener, LISTENER_CLOSE_SECONDS)
 
     def _notified(self, *_args: Any) -> None:
         self._wake.set()
@@ -128,7 +138,7 @@ class Follower:
         while not stop.is_set():
             closed = asyncio.Event()
             try:
-                conn = await asyncpg.connect(dsn)
+                conn = await asyncpg.connect(dsn, timeout=RECONNECT_SECONDS)
             except Exception as exc:
                 log.warning("knowledge: cannot LISTEN on PostgreSQL (%s); polling meanwhile", exc)
                 await self._pause(stop)
@@ -137,7 +147,7 @@ class Follower:
                 conn.add_termination_listener(_closer(closed))
                 await conn.add_listener(CHANNEL, self._notified)
                 self.push_live = True
-                self._wake.set()  # check once now: something may have been published before we listened
+                self._check_once_more = True  # something may have been published before we listened
                 await _first(stop.wait(), closed.wait())
             except Exception as exc:
                 log.warning("knowledge: LISTEN failed (%s); polling meanwhile", exc)
@@ -157,7 +167,7 @@ class Follower:
             try:
                 await pubsub.subscribe(CHANNEL)
                 self.push_live = True
-                self._wake.set()
+                self._check_once_more = True
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
