@@ -486,6 +486,15 @@ def _layer_command(work: Callable[[Settings, SessionFactory, KnowledgeHolder], A
         raise click.exceptions.Exit(1) from exc
 
 
+_reviewer_option = click.option(
+    "--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核)."
+)
+_confirm_drop_option = click.option(
+    "--confirm-drop", "confirm_drop", default="",
+    help="Publish although the matcher's quality drops by more than one point: the reason.",
+)
+
+
 @kb.command("propose-variant")
 @click.argument("entry_id")
 @click.argument("text")
@@ -542,10 +551,9 @@ def kb_proposals(as_json: bool, show_all: bool) -> None:
 
 @kb.command("approve")
 @click.argument("proposal_id", type=int)
-@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@_reviewer_option
 @click.option("--note", default="", help="Why (recorded with the version).")
-@click.option("--confirm-drop", "confirm_drop", default="",
-              help="Publish although the matcher's quality drops by more than one point: the reason.")
+@_confirm_drop_option
 def kb_approve(proposal_id: int, by: str, note: str, confirm_drop: str) -> None:
     """Publish proposal PROPOSAL_ID as a new version of the township's layer (every process uses it in seconds)."""
     from bot.services.knowledge import approve
@@ -561,7 +569,7 @@ def kb_approve(proposal_id: int, by: str, note: str, confirm_drop: str) -> None:
 
 @kb.command("reject")
 @click.argument("proposal_id", type=int)
-@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@_reviewer_option
 @click.option("--reason", required=True, help="Why (the proposer sees it).")
 def kb_reject(proposal_id: int, by: str, reason: str) -> None:
     """Return proposal PROPOSAL_ID to its author with a reason."""
@@ -593,10 +601,9 @@ def kb_export(directory: Path) -> None:
 
 @kb.command("import")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--by", "by", required=True, help="The reviewer (username of an admin account with 法律审核).")
+@_reviewer_option
 @click.option("--reason", default="", help="Why (recorded with the version).")
-@click.option("--confirm-drop", "confirm_drop", default="",
-              help="Import although the matcher's quality drops by more than one point: the reason.")
+@_confirm_drop_option
 def kb_import(directory: Path, by: str, reason: str, confirm_drop: str) -> None:
     """Publish the layer in DIRECTORY (written by `lawbot kb export`) as a new version."""
     from bot.services.knowledge.porting import import_layer

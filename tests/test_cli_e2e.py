@@ -22,6 +22,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_healthy(server: subprocess.Popen[str], base: str, tries: int = 100) -> None:
+    """Until `lawbot serve` at ``base`` answers /healthz with 200 (fails the test with its output if it never does)."""
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str, list[str]]]:
     port = free_port()
@@ -39,16 +52,7 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str, list[str]]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            server.kill()
-            pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
+        wait_until_healthy(server, base)
         assert server.stdout is not None
         printed = [server.stdout.readline()]  # printed (and flushed) before serving, after any warnings
         while printed[0] and not printed[0].startswith("乡法通 "):

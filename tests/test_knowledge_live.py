@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from yarl import URL
 from bot.storage.all import load_all
 from bot.storage.db import create_engine
 from bot.wechat.pusher import PushSigner, post_push
-from tests.test_cli_e2e import free_port
+from tests.test_cli_e2e import free_port, wait_until_healthy
 from tests.test_knowledge_loop import QUESTION, RIGHT_TITLE, one_click_forms, wait_for_checks
 from tests.test_tickets_support import Staffer
 
@@ -78,16 +77,7 @@ def two_servers(postgres_database: str, tmp_path: Path) -> Iterator[tuple[str, s
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
             bases.append(f"http://127.0.0.1:{port}")
         for server, base in zip(servers, bases, strict=True):
-            for _ in range(300):
-                try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.1)
-            else:
-                server.kill()
-                pytest.fail(f"lawbot serve did not start:\n{server.communicate()[0]}")
+            wait_until_healthy(server, base, tries=300)
         yield bases[0], bases[1]
     finally:
         for server in servers:

@@ -9,6 +9,7 @@ an admin with 法律审核 (the judicial office's lawyer) publishes or returns a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -228,57 +229,59 @@ async def proposal_edit(request: web.Request) -> web.StreamResponse:
     adm.redirect(request, "admin-knowledge-proposal", id=proposal.id)
 
 
-async def proposal_approve(request: web.Request) -> web.StreamResponse:
+Decision = Callable[[Any, MultiDictProxy[Any], int, int], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+async def _decide(request: web.Request, action: str, work: Decision) -> web.StreamResponse:
+    """Approve, reject or withdraw: the service decides who may; its refusal is shown (403 for a non-reviewer)."""
     data = await adm.form(request)
-    services = adm.services(request)
     proposal_id = int(request.match_info["id"])
     try:
-        row = await kn.approve(services.session_factory, services.settings, services.knowledge_holder, proposal_id,
-                               adm.user(request).id, note=adm.field_text(data, "note", 500),
-                               confirm_reason=adm.field_text(data, "confirm_reason", 500))
+        done, details = await work(adm.services(request), data, proposal_id, adm.user(request).id)
     except kn.NotAllowed as exc:
         adm.forbid(str(exc))
     except kn.VersionError as exc:
         adm.flash(request, str(exc), "error")
         adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
     async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, "knowledge.approve", object_type="knowledge_proposal", object_id=proposal_id,
-                        details={"version": row.id, "summary": row.summary, "reason": row.reason})
-    adm.flash(request, f"已发布第 {row.id} 版：{row.summary}。各个服务进程几秒内用上。")
+        await adm.audit(session, request, f"knowledge.{action}", object_type="knowledge_proposal",
+                        object_id=proposal_id, details=details)
+    adm.flash(request, done)
     adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
+
+
+async def _approve(services: Any, data: MultiDictProxy[Any], proposal_id: int,
+                   user_id: int) -> tuple[str, dict[str, Any]]:
+    row = await kn.approve(services.session_factory, services.settings, services.knowledge_holder, proposal_id,
+                           user_id, note=adm.field_text(data, "note", 500),
+                           confirm_reason=adm.field_text(data, "confirm_reason", 500))
+    return (f"已发布第 {row.id} 版：{row.summary}。各个服务进程几秒内用上。",
+            {"version": row.id, "summary": row.summary, "reason": row.reason})
+
+
+async def _reject(services: Any, data: MultiDictProxy[Any], proposal_id: int,
+                  user_id: int) -> tuple[str, dict[str, Any]]:
+    reason = adm.field_text(data, "reason", 500)
+    await kn.reject(services.session_factory, proposal_id, user_id, reason)
+    return "已退回。", {"reason": reason}
+
+
+async def _withdraw(services: Any, _data: MultiDictProxy[Any], proposal_id: int,
+                    user_id: int) -> tuple[str, dict[str, Any]]:
+    await props.withdraw(services.session_factory, proposal_id, user_id)
+    return "已撤回。", {}
+
+
+async def proposal_approve(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, "approve", _approve)
 
 
 async def proposal_reject(request: web.Request) -> web.StreamResponse:
-    data = await adm.form(request)
-    services = adm.services(request)
-    proposal_id = int(request.match_info["id"])
-    reason = adm.field_text(data, "reason", 500)
-    try:
-        await kn.reject(services.session_factory, proposal_id, adm.user(request).id, reason)
-    except kn.NotAllowed as exc:
-        adm.forbid(str(exc))
-    except kn.VersionError as exc:
-        adm.flash(request, str(exc), "error")
-        adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
-    async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, "knowledge.reject", object_type="knowledge_proposal", object_id=proposal_id,
-                        details={"reason": reason})
-    adm.flash(request, "已退回。")
-    adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
+    return await _decide(request, "reject", _reject)
 
 
 async def proposal_withdraw(request: web.Request) -> web.StreamResponse:
-    proposal_id = int(request.match_info["id"])
-    try:
-        await props.withdraw(adm.services(request).session_factory, proposal_id, adm.user(request).id)
-    except kn.VersionError as exc:
-        adm.flash(request, str(exc), "error")
-        adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
-    async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, "knowledge.withdraw", object_type="knowledge_proposal",
-                        object_id=proposal_id)
-    adm.flash(request, "已撤回。")
-    adm.redirect(request, "admin-knowledge-proposals")
+    return await _decide(request, "withdraw", _withdraw)
 
 
 async def ticket_draft(request: web.Request) -> web.StreamResponse:
