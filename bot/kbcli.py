@@ -479,11 +479,17 @@ def _layer_command(work: Callable[[Settings, SessionFactory, KnowledgeHolder], A
         await catch_up(holder, factory)
         return await work(settings, factory, holder)
 
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return _with_database(settings, run)
     except VersionError as exc:
         click.echo(str(exc), err=True)
         raise click.exceptions.Exit(1) from exc
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"数据库不能用（先运行 lawbot db upgrade？）：{exc}") from exc
 
 
 _reviewer_option = click.option(

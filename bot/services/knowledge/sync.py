@@ -7,7 +7,8 @@ off the event loop; messages in flight keep the knowledge they started with):
 * on PostgreSQL it LISTENs on :data:`CHANNEL` (the publishing transaction NOTIFYs at commit);
 * with ``LAWBOT_REDIS_URL`` on SQLite, it subscribes to the Redis channel of the same name;
 * otherwise — and, more slowly, as a safety net behind a push channel — it polls
-  ``max(id)`` (one tiny query a second).
+  ``max(id)`` (one tiny query a second). On SQLite that query runs on a read-only connection of
+  its own in a thread: it takes no write lock and never holds the process's one pooled connection.
 
 A layer that cannot be used is not retried until a newer version appears; the old index keeps
 serving and the errors are shown on the knowledge page and /healthz.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.knowledge.runtime import KnowledgeHolder
 from bot.services.knowledge.versions import latest_id, version_layer
 from bot.settings import Settings
-from bot.storage.db import SessionFactory
+from bot.storage.db import SessionFactory, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,30 @@ async def announce(settings: Settings | None, version: int) -> None:
         await client.aclose()
 
 
+def _sqlite_latest(path: str) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT max(id) FROM knowledge_versions").fetchone()
+    finally:
+        conn.close()
+    return int(row[0] or 0)
+
+
+async def published_version(factory: SessionFactory) -> int:
+    """The highest published version (cheap: this runs every second in every process)."""
+    path = sqlite_file(str(factory.kw["bind"].url))
+    if path is not None:
+        return await asyncio.to_thread(_sqlite_latest, path)
+    async with factory() as session:
+        return await latest_id(session)
+
+
 async def catch_up(holder: KnowledgeHolder, factory: SessionFactory) -> bool:
     """Use the published version if it is not the one in use; True when the index was swapped."""
+    latest = await published_version(factory)
+    if latest == holder.version or latest == holder.failed_version:
+        return False
     async with factory() as session:
-        latest = await latest_id(session)
-        if latest == holder.version or latest == holder.failed_version:
-            return False
         layer = await version_layer(session, latest)
     return not await holder.apply(layer, latest)
 
