@@ -241,7 +241,7 @@ async def test_a_ticket_reply_becomes_a_draft_without_personal_details(
     phone = Phone(client, settings, "o_draft")
     await phone.subscribe("village_1")
     story = "我叫刘桂兰，邻居王大爷盖房占了俺家宅基地，我电话13912345678，住观音寺村3组12号"
-    await dialog(phone, [("转人工", "发生"), (story, "手机号"), ("跳过", "请核对"), ("1", "已提交")])
+    await dialog(phone, [("转人工", "发生"), (story, "好了"), ("好了", "手机号"), ("跳过", "请核对"), ("1", "已提交")])
     [ticket] = await all_tickets(client)
     mediator: Staffer = await browsers(client, "m1")
     status, page = await mediator.get(f"/admin/tickets/{ticket.id}")
