@@ -216,9 +216,9 @@ def create_user(
         raise click.ClickException(str(exc)) from exc
     where = f" villages {', '.join(map(str, villages))}" if villages else ""
     where += f" position {position}" if position else ""
+    where += " reviewer" if reviewer else ""
     from bot.links import sign_in_note
 
-    where += " reviewer" if reviewer else ""
     click.echo(f"created {role} {username} (id {staff_id}){where}; sign in at {settings.base_url}/admin")
     click.echo(f"  {sign_in_note(settings)}")
 
