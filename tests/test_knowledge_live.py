@@ -111,7 +111,7 @@ async def test_published_on_one_process_answered_by_both_within_5_seconds(two_se
             assert status == 200 and QUESTION in page
             forms = [f for f in one_click_forms(page) if f["text"] == QUESTION]
             chosen = next(f for f in forms if f["title"] == RIGHT_TITLE)
-            status, page = await chief.post(chosen["action"], {"text": chosen["text"], "entry_id": chosen["entry_id"]})
+            status, page = await chief.post(chosen["action"], {"text": chosen["text"], "entry": chosen["entry"]})
             assert status == 200 and "已提建议" in page, page[:2000]
             match = re.search(r'action="(/admin/knowledge/proposals/\d+)/', page)
             assert match, page[:3000]

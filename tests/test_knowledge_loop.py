@@ -55,8 +55,8 @@ def one_click_forms(page: str) -> list[dict[str, str]]:
     forms = []
     for match in _FORM.finditer(page):
         fields = {m["name"]: m["value"] for m in _HIDDEN.finditer(match["body"])}
-        title = re.search(r'class="target">([^<]+)<', match["body"])
-        if "entry_id" in fields and title:
+        title = re.search(r'class="target">([^<（]+)（匹配度 [高中低]）<', match["body"])
+        if "entry" in fields and title:
             forms.append({"action": match["action"], "title": title.group(1), **fields})
     return forms
 
@@ -77,12 +77,12 @@ async def propose_from_the_knowledge_page(chief: Staffer, question: str, title: 
     page path and the knowledge page as seen."""
     status, page = await chief.get("/admin/knowledge")
     assert status == 200 and question in page
-    visible = re.sub(r"<[^>]+>", "", page)  # what staff read: titles, never slugs or raw scores
-    assert RIGHT_ENTRY not in visible and not re.search(r"0\.\d{2}", visible)
+    # what staff get: titles and 匹配度 in words, never slugs (not even in a form) or raw scores
+    assert RIGHT_ENTRY not in page and not re.search(r"0\.\d{2}", re.sub(r"<[^>]+>", "", page))
     forms = [f for f in one_click_forms(page) if f["text"] == question]
     assert title in [f["title"] for f in forms], [f["title"] for f in forms]
     chosen = next(f for f in forms if f["title"] == title)
-    status, proposal_page = await chief.post(chosen["action"], {"text": chosen["text"], "entry_id": chosen["entry_id"]})
+    status, proposal_page = await chief.post(chosen["action"], {"text": chosen["text"], "entry": chosen["entry"]})
     assert status == 200 and "已提建议" in proposal_page, proposal_page[:2000]
     proposal_path = re.search(r"/admin/knowledge/proposals/\d+", str(proposal_page))
     async with sessions(chief.client)() as session:

@@ -20,6 +20,7 @@ from bot.matcher.evaluate import read_tsv
 from bot.services import knowledge as kn
 from bot.services.knowledge import KnowledgeHolder
 from bot.services.knowledge import proposals as props
+from bot.services.knowledge.proposals import entry_key
 from bot.services.privacy import strip_personal
 from bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
 from bot.storage.knowledge import KnowledgeProposal, KnowledgeVersion
@@ -219,7 +220,7 @@ async def test_a_release_that_changes_a_locally_replaced_answer_flags_it(
     # … nor silently kept
     assert "新发布的版本改了本乡替换过的问答" in page and "地界、承包地有纠纷，该找谁解决？" in page
     assert "<ins>，也不要毁坏庄稼</ins>" in page and "核对过，保留本乡的答案" in page
-    _status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/keep", {})
+    _status, page = await lawyer.post(f"/admin/knowledge/flags/{entry_key(RIGHT_ENTRY)}/keep", {})
     assert "已发布第 2 版" in page and "复核后保留本乡替换的答案" in page
     assert not holder.current.flags and "每周三上午" in await phone.say(asked)
 
@@ -227,7 +228,7 @@ async def test_a_release_that_changes_a_locally_replaced_answer_flags_it(
     faq.write_text(faq.read_text("utf-8").replace("也不要毁坏庄稼", "也不要毁坏庄稼和界桩"), "utf-8")
     await holder.reload()
     assert holder.current.flags
-    _status, page = await lawyer.post(f"/admin/knowledge/flags/{RIGHT_ENTRY}/release", {})
+    _status, page = await lawyer.post(f"/admin/knowledge/flags/{entry_key(RIGHT_ENTRY)}/release", {})
     assert "已发布第 3 版" in page and not holder.current.flags
     assert "毁坏庄稼和界桩" in await phone.say(asked)
 

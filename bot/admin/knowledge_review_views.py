@@ -49,22 +49,27 @@ def entry_fields(data: MultiDictProxy[Any]) -> dict[str, Any]:
     }
 
 
+def _entry(data: MultiDictProxy[Any], kb: KnowledgeBase) -> str:
+    return props.entry_by_key(kb, adm.field_text(data, "entry", 64)) or ""
+
+
 def payload_from(kind: str, data: MultiDictProxy[Any], kb: KnowledgeBase) -> tuple[str | None, dict[str, Any]]:
     if kind == "variant":
-        return adm.field_text(data, "entry_id", 64), {"text": adm.field_text(data, "text", 200)}
+        return _entry(data, kb), {"text": adm.field_text(data, "text", 200)}
     if kind == "entry":
         return None, {"entry": {"id": adm.field_text(data, "new_id", 64) or drafts.new_entry_id(kb),
                                 **entry_fields(data)}}
     if kind == "edit":
         fields = {k: v for k, v in entry_fields(data).items() if k in ("answer", "next_step", "details", "basis")}
-        return adm.field_text(data, "entry_id", 64), {"fields": fields}
+        return _entry(data, kb), {"fields": fields}
     return None, {"site": {k: adm.field_text(data, k, 200) for k in SITE_KEYS if k in data}}
 
 
 def search(kb: KnowledgeBase, knowledge: kn.Knowledge, text: str) -> list[dict[str, str]]:
     if not text:
         return []
-    return [{"entry_id": c.entry.id, "title": kb.fill(c.entry.question), "topic": kb.topic_name(c.entry.topic)}
+    return [{"key": props.entry_key(c.entry.id), "title": kb.fill(c.entry.question),
+             "topic": kb.topic_name(c.entry.topic), "level": kn.match_level(c.score)}
             for c in knowledge.match(text).candidates[:SEARCH_RESULTS]]
 
 
@@ -130,8 +135,7 @@ async def propose_page(request: web.Request) -> web.StreamResponse:
     kind = kind if kind in props.KIND_NAMES else "variant"
     text = request.query.get("text", "").strip()[:200]
     query = request.query.get("q", "").strip()[:100]
-    entry_id = request.query.get("entry", "")
-    entry_id = entry_id if entry_id in kb.by_id else ""
+    entry_id = props.entry_by_key(kb, request.query.get("entry", "")) or ""
     values = form_values(None, kb, entry_id)
     if kind == "entry" and text:
         values["question"] = text
@@ -139,7 +143,7 @@ async def propose_page(request: web.Request) -> web.StreamResponse:
         "kind": kind, "kinds": props.KIND_NAMES, "text": text, "q": query,
         "targets": search(kb, knowledge, text) if kind == "variant" else [],
         "found": search(kb, knowledge, query),
-        "entry_id": entry_id, "entry_title": props.title(kb, entry_id),
+        "entry_key": props.entry_key(entry_id) if entry_id else "", "entry_title": props.title(kb, entry_id),
         "topics": sorted(kb.topics.values(), key=lambda t: t.name), "values": values,
         "site_names": SITE_NAMES, "site_keys": SITE_KEYS, "error": "",
     }, title="提建议")
@@ -158,7 +162,7 @@ async def propose_submit(request: web.Request) -> web.StreamResponse:
     except kn.ProposalError as exc:
         adm.flash(request, str(exc), "error")
         adm.redirect(request, "admin-knowledge-propose",
-                     query={"kind": kind, "entry": adm.field_text(data, "entry_id", 64),
+                     query={"kind": kind, "entry": adm.field_text(data, "entry", 64),
                             "text": adm.field_text(data, "text", 200) or adm.field_text(data, "question", 200)})
     async with adm.db(request)() as session, session.begin():
         await adm.audit(session, request, "knowledge.propose", object_type="knowledge_proposal", object_id=proposal.id,

@@ -62,7 +62,8 @@ def gap_groups(knowledge: kn.Knowledge, rows: list[Any], pending: dict[str, int]
             "last": last,
             "answered": kb.fill(answered.question) if answered else "",
             "targets": [] if answered else [
-                {"entry_id": c.entry.id, "title": kb.fill(c.entry.question), "topic": kb.topic_name(c.entry.topic)}
+                {"key": props.entry_key(c.entry.id), "title": kb.fill(c.entry.question),
+                 "topic": kb.topic_name(c.entry.topic), "level": kn.match_level(c.score)}
                 for c in result.candidates[:TARGETS]
             ],
             "proposal": pending.get(sample),
@@ -82,8 +83,8 @@ def flag_rows(knowledge: kn.Knowledge) -> list[dict[str, Any]]:
                     local = (flag.local or {}).get(key)
                     diffs.append({"label": props.FIELD_LABELS[key], "segments": props.segments(before, now),
                                   "local": props.as_text(local) if local is not None else ""})
-        rows.append({"entry_id": flag.entry_id, "kind": flag.kind, "title": flag.title, "detail": flag.detail,
-                     "diffs": diffs})
+        rows.append({"key": props.entry_key(flag.entry_id), "kind": flag.kind, "title": flag.title,
+                     "detail": flag.detail, "diffs": diffs})
     return rows
 
 
@@ -169,7 +170,7 @@ async def gap_to_variant(request: web.Request) -> web.StreamResponse:
     data = await adm.form(request)
     services = adm.services(request)
     text = adm.field_text(data, "text", 200)
-    entry_id = adm.field_text(data, "entry_id", 64)
+    entry_id = props.entry_by_key(services.knowledge.kb, adm.field_text(data, "entry", 64)) or ""
     async with adm.db(request)() as session:
         me = await session.get(StaffUser, adm.user(request).id)
     try:
@@ -237,7 +238,11 @@ async def restore_version(request: web.Request) -> web.StreamResponse:
 def _flag_action(keep: bool) -> adm.Handler:
     async def view(request: web.Request) -> web.StreamResponse:
         data = await adm.form(request)
-        entry_id = request.match_info["entry"]
+        keys = {props.entry_key(f.entry_id): f.entry_id for f in adm.services(request).knowledge.flags}
+        entry_id = keys.get(request.match_info["entry"])
+        if entry_id is None:
+            adm.flash(request, "这条已经处理过了。", "warn")
+            adm.redirect(request, "admin-knowledge")
         user_id = adm.user(request).id
         if not await is_reviewer(request):
             adm.forbid("只有有“法律审核”权限的乡管理员可以做这个决定。")
@@ -264,9 +269,9 @@ def setup(app: web.Application) -> None:
                  roles=adm.ADMIN)
     adm.add_view(app, "POST", r"/admin/knowledge/versions/{id:\d+}/restore", restore_version,
                  name="admin-knowledge-restore", roles=adm.ADMIN)
-    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[a-z0-9-]+}/keep", _flag_action(True),
+    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[0-9a-f]+}/keep", _flag_action(True),
                  name="admin-knowledge-flag-keep", roles=adm.ADMIN)
-    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[a-z0-9-]+}/release", _flag_action(False),
+    adm.add_view(app, "POST", r"/admin/knowledge/flags/{entry:[0-9a-f]+}/release", _flag_action(False),
                  name="admin-knowledge-flag-release", roles=adm.ADMIN)
     adm.add_nav(app, "知识库", "admin-knowledge", roles=adm.ADMIN, order=50)
 

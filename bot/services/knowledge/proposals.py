@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -65,6 +66,16 @@ class NeedsConfirmation(ProposalError):
 
 def today() -> dt.date:
     return dt.datetime.now(BEIJING).date()
+
+
+def entry_key(entry_id: str) -> str:
+    """What staff pages carry instead of an entry's id (forms, links): no slug on a staff page."""
+    return hashlib.sha256(f"lawbot-entry\0{entry_id}".encode()).hexdigest()[:12]
+
+
+def entry_by_key(kb: KnowledgeBase, key: str) -> str | None:
+    """The entry id behind :func:`entry_key` (None: no such entry in this knowledge)."""
+    return next((e.id for e in kb.entries if entry_key(e.id) == key), None) if key else None
 
 
 def title(kb: KnowledgeBase, entry_id: str | None) -> str:
