@@ -27,6 +27,7 @@ from bot.storage.knowledge import KnowledgeProposal, KnowledgeVersion
 from tests import test_tickets_support as support
 from tests.phone import Phone, dialog
 from tests.test_knowledge_loop import QUESTION, RIGHT_ENTRY, make_reviewer, own_holder, wait_for_checks
+from tests.test_staff_pages_chinese import latin_words, visible_text
 from tests.test_tickets_support import Staffer, add_staff, all_tickets, sessions
 
 cheap_hashing = support.cheap_hashing
@@ -81,6 +82,7 @@ async def test_only_the_lawyer_publishes_and_a_citation_that_does_not_exist_is_r
     path = await propose_entry(mediator, basis="民法典第9999条\n农村土地承包法第55条")
     page = await wait_for_checks(mediator, path)
     assert "没有通过检查" in page and "《民法典》没有第9999条" in page and "这条依据不存在" in page
+    assert not latin_words(visible_text(page))  # plain Chinese: no codes, slugs or placeholders' English names
     for who in ("m1", "chief"):  # a mediator and an admin without 法律审核
         browser: Staffer = mediator if who == "m1" else await browsers(client, "chief")
         status, page = await browser.post(path + "/approve", {})
@@ -100,6 +102,10 @@ async def test_only_the_lawyer_publishes_and_a_citation_that_does_not_exist_is_r
     assert "通过检查" in page, page
     status, page = await lawyer.post(path + "/approve", {})
     assert "已发布第 1 版" in page
+    for seen in ("/admin/knowledge/proposals", "/admin/knowledge/versions", "/admin/knowledge/proposals/new?kind=entry",
+                 "/admin/knowledge/proposals/new?kind=site", "/admin/knowledge"):
+        status, page = await lawyer.get(seen)
+        assert status == 200 and not latin_words(visible_text(page)), (seen, latin_words(visible_text(page)))
     reply = await Phone(client, settings, "o_road").say("村里修路把俺的地占了咋办")
     assert "村民会议" in reply and "依据：农村土地承包法第55条" in reply
     async with sessions(client)() as session:

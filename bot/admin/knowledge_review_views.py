@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.admin import framework as adm
 from bot.admin.tickets_views import ticket_for
@@ -22,7 +22,7 @@ from bot.knowledge import KnowledgeBase
 from bot.services import knowledge as kn
 from bot.services.knowledge import drafts
 from bot.services.knowledge import proposals as props
-from bot.services.knowledge.layer import SITE_KEYS, SITE_NAMES
+from bot.services.knowledge.layer import SITE_KEYS, SITE_NAMES, from_staff, to_staff
 from bot.services.knowledge.versions import can_publish
 from bot.storage.knowledge import KnowledgeProposal
 from bot.storage.models import Villager
@@ -37,15 +37,16 @@ def _lines(data: MultiDictProxy[Any], name: str) -> list[str]:
 
 
 def entry_fields(data: MultiDictProxy[Any]) -> dict[str, Any]:
+    """The entry form as the knowledge format stores it (staff write placeholders in Chinese: {司法所电话})."""
     return {
         "topic": adm.field_text(data, "topic", 64),
-        "question": adm.field_text(data, "question", 200),
-        "variants": _lines(data, "variants"),
+        "question": from_staff(adm.field_text(data, "question", 200)),
+        "variants": [from_staff(v) for v in _lines(data, "variants")],
         "keywords": _lines(data, "keywords"),
-        "answer": adm.field_text(data, "answer", 2000),
-        "details": adm.field_text(data, "details", 4000),
+        "answer": from_staff(adm.field_text(data, "answer", 2000)),
+        "details": from_staff(adm.field_text(data, "details", 4000)),
         "basis": _lines(data, "basis"),
-        "next_step": adm.field_text(data, "next_step", 600),
+        "next_step": from_staff(adm.field_text(data, "next_step", 600)),
     }
 
 
@@ -91,7 +92,7 @@ def form_values(p: KnowledgeProposal | None, kb: KnowledgeBase, entry_id: str | 
     site = {k: str(kb.site.get(k, "")) for k in SITE_KEYS}
     if p is not None and p.kind == "site":
         site.update(p.payload["site"])
-    return {key: "\n".join(item[key]) if isinstance(item.get(key), list) else str(item.get(key) or "")
+    return {key: to_staff("\n".join(item[key]) if isinstance(item.get(key), list) else str(item.get(key) or ""))
             for key in ("topic", "question", "variants", "keywords", "answer", "details", "basis", "next_step")} | {
         "site": site}
 
@@ -123,7 +124,7 @@ async def proposals_page(request: web.Request) -> web.StreamResponse:
                 "status": props.STATUS_NAMES.get(p.status, p.status)}
 
     return await adm.render(request, "admin/knowledge_proposals.html",
-                            {"pending": [row(p) for p in pending], "decided": [row(p) for p in decided],
+                            {"waiting": [row(p) for p in pending], "decided": [row(p) for p in decided],
                              "reviewer": can_publish(me)}, title="问答建议")
 
 
@@ -248,7 +249,7 @@ async def _decide(request: web.Request, action: str, work: Decision) -> web.Stre
         adm.flash(request, str(exc), "error")
         adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
     async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, f"knowledge.{action}", object_type="knowledge_proposal",
+        await adm.audit(session, request, action, object_type="knowledge_proposal",
                         object_id=proposal_id, details=details)
     adm.flash(request, done)
     adm.redirect(request, "admin-knowledge-proposal", id=proposal_id)
@@ -277,15 +278,15 @@ async def _withdraw(services: Any, _data: MultiDictProxy[Any], proposal_id: int,
 
 
 async def proposal_approve(request: web.Request) -> web.StreamResponse:
-    return await _decide(request, "approve", _approve)
+    return await _decide(request, "knowledge.approve", _approve)
 
 
 async def proposal_reject(request: web.Request) -> web.StreamResponse:
-    return await _decide(request, "reject", _reject)
+    return await _decide(request, "knowledge.reject", _reject)
 
 
 async def proposal_withdraw(request: web.Request) -> web.StreamResponse:
-    return await _decide(request, "withdraw", _withdraw)
+    return await _decide(request, "knowledge.withdraw", _withdraw)
 
 
 async def ticket_draft(request: web.Request) -> web.StreamResponse:
@@ -322,15 +323,6 @@ async def ticket_draft(request: web.Request) -> web.StreamResponse:
     adm.redirect(request, "admin-knowledge-proposal", id=proposal.id)
 
 
-async def badges(request: web.Request, staff: adm.Staff) -> dict[str, Any]:
-    if not staff.is_admin:
-        return {}
-    async with adm.db(request)() as session:
-        count = (await session.execute(
-            select(func.count(KnowledgeProposal.id)).where(KnowledgeProposal.status == "pending"))).scalar_one()
-    return {"badges": {"admin-knowledge-proposals": int(count)}} if count else {}
-
-
 def setup(app: web.Application) -> None:
     adm.add_view(app, "GET", "/admin/knowledge/proposals", proposals_page, name="admin-knowledge-proposals",
                  roles=adm.ALL)
@@ -347,7 +339,6 @@ def setup(app: web.Application) -> None:
     adm.add_view(app, "POST", r"/admin/tickets/{id:\d+}/knowledge-draft", ticket_draft,
                  name="admin-ticket-knowledge-draft", roles=adm.ALL)
     adm.add_nav(app, "问答建议", "admin-knowledge-proposals", roles=adm.ALL, order=52)
-    adm.add_context_hook(app, badges)
 
 
 __all__ = ["setup"]

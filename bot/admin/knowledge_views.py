@@ -17,6 +17,7 @@ from bot.knowledge.currency import book, review_due
 from bot.services import knowledge as kn
 from bot.services.knowledge import proposals as props
 from bot.services.knowledge import versions
+from bot.services.knowledge.layer import to_staff
 from bot.services.privacy import mask_phones
 from bot.storage.models import KnowledgeGap, utcnow
 from bot.storage.staff import StaffUser
@@ -77,12 +78,12 @@ def flag_rows(knowledge: kn.Knowledge) -> list[dict[str, Any]]:
         diffs = []
         if flag.kind == "release_changed":
             for key in ("answer", "next_step", "details", "basis"):
-                before = props.as_text((flag.shipped_before or {}).get(key))
-                now = props.as_text((flag.shipped_now or {}).get(key))
+                before = to_staff(props.as_text((flag.shipped_before or {}).get(key)))
+                now = to_staff(props.as_text((flag.shipped_now or {}).get(key)))
                 if before != now:
                     local = (flag.local or {}).get(key)
                     diffs.append({"label": props.FIELD_LABELS[key], "segments": props.segments(before, now),
-                                  "local": props.as_text(local) if local is not None else ""})
+                                  "local": to_staff(props.as_text(local)) if local is not None else ""})
         rows.append({"key": props.entry_key(flag.entry_id), "kind": flag.kind, "title": flag.title,
                      "detail": flag.detail, "diffs": diffs})
     return rows
@@ -212,12 +213,12 @@ async def _publish_action(request: web.Request, action: str, work: Any) -> web.S
         row: Any = await work(services)
     except kn.VersionError as exc:
         adm.flash(request, str(exc), "error")
-        adm.redirect(request, "admin-knowledge-versions" if action == "restore" else "admin-knowledge")
+        adm.redirect(request, "admin-knowledge-versions" if action == "knowledge.restore" else "admin-knowledge")
     async with adm.db(request)() as session, session.begin():
-        await adm.audit(session, request, f"knowledge.{action}", object_type="knowledge_version", object_id=row.id,
+        await adm.audit(session, request, action, object_type="knowledge_version", object_id=row.id,
                         details={"summary": row.summary, "reason": row.reason})
     adm.flash(request, f"已发布第 {row.id} 版：{row.summary}。各个服务进程几秒内用上。")
-    adm.redirect(request, "admin-knowledge-versions" if action == "restore" else "admin-knowledge")
+    adm.redirect(request, "admin-knowledge-versions" if action == "knowledge.restore" else "admin-knowledge")
 
 
 async def restore_version(request: web.Request) -> web.StreamResponse:
@@ -232,7 +233,7 @@ async def restore_version(request: web.Request) -> web.StreamResponse:
         return await versions.restore(services.session_factory, services.settings, services.knowledge_holder,
                                       version_id, user_id, reason)
 
-    return await _publish_action(request, "restore", work)
+    return await _publish_action(request, "knowledge.restore", work)
 
 
 def _flag_action(keep: bool) -> adm.Handler:
@@ -252,7 +253,7 @@ def _flag_action(keep: bool) -> adm.Handler:
                                                services.knowledge_holder, entry_id, user_id, keep,
                                                adm.field_text(data, "reason", 500))
 
-        return await _publish_action(request, "review", work)
+        return await _publish_action(request, "knowledge.review", work)
 
     view.__name__ = "flag_keep" if keep else "flag_release"
     return view

@@ -121,6 +121,17 @@ ACTION_NAMES: dict[str, str] = {
     # knowledge and reports
     "knowledge.gaps_view": "查看答不上的问题",
     "knowledge.reload": "重新加载知识库",
+    "knowledge.propose": "提问答建议",
+    "knowledge.proposals_view": "查看问答建议",
+    "knowledge.proposal_view": "查看一条问答建议",
+    "knowledge.proposal_edit": "修改问答建议",
+    "knowledge.approve": "发布问答建议（法律审核）",
+    "knowledge.reject": "退回问答建议（法律审核）",
+    "knowledge.withdraw": "撤回自己的问答建议",
+    "knowledge.draft": "工单回复存为问答草稿",
+    "knowledge.versions_view": "查看本乡问答的版本",
+    "knowledge.restore": "恢复本乡问答的旧版本（法律审核）",
+    "knowledge.review": "复核新版本改过的本乡问答（法律审核）",
     "report.view": "查看月报告",
     "report.export": "导出月报告",
 }
@@ -141,6 +152,8 @@ OBJECT_TYPE_NAMES: dict[str, str] = {
     "village_tags": "各村微信标签",
     "duty": "值班表",
     "knowledge": "知识库",
+    "knowledge_proposal": "问答建议",
+    "knowledge_version": "本乡问答版本",
     "report": "月报告",
 }
 

@@ -43,7 +43,21 @@ SITE_NAMES: dict[str, str] = {
     "office_hours": "办公时间",
     "mediation_center_phone": "矛调中心电话",
 }
-TOWNSHIP_SOURCE = "township"  # Entry.source_file of the township's own entries
+TOWNSHIP_SOURCE = "township"
+
+
+def to_staff(text: str) -> str:
+    """Placeholders as staff read and write them: ``{office_phone}`` → ``{司法所电话}``."""
+    for key, name in SITE_NAMES.items():
+        text = text.replace("{" + key + "}", "{" + name + "}")
+    return text
+
+
+def from_staff(text: str) -> str:
+    """The reverse of :func:`to_staff`: what staff typed, with the placeholders the knowledge format uses."""
+    for key, name in SITE_NAMES.items():
+        text = text.replace("{" + name + "}", "{" + key + "}")
+    return text  # Entry.source_file of the township's own entries
 
 FlagKind = Literal["release_changed", "missing", "id_taken"]
 

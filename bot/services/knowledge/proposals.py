@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.knowledge import KnowledgeBase
 from bot.services.knowledge import quality, validation
-from bot.services.knowledge.layer import REPLACEABLE, SITE_KEYS, SITE_NAMES, Layer, LayerError, merge
+from bot.services.knowledge.layer import REPLACEABLE, SITE_KEYS, SITE_NAMES, Layer, LayerError, merge, to_staff
 from bot.services.knowledge.runtime import Knowledge, KnowledgeHolder
 from bot.services.knowledge.versions import Change, NotAllowed, VersionError, can_publish, publish, reviewer_of
 from bot.settings import Settings
@@ -410,7 +410,7 @@ def diff(proposal: KnowledgeProposal, kb: KnowledgeBase) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
 
     def row(label: str, before: Any, after: Any) -> None:
-        b, a = as_text(before), as_text(after)
+        b, a = to_staff(as_text(before)), to_staff(as_text(after))
         if b != a:
             rows.append({"label": label, "before": b, "after": a, "segments": segments(b, a)})
 

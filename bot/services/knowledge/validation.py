@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.loader import content_problems
-from bot.services.knowledge.layer import SITE_KEYS, Layer, LayerError, merge
+from bot.services.knowledge.layer import SITE_KEYS, SITE_NAMES, Layer, LayerError, merge
 
 FIELD_NAMES = {
     "answer": "答案",
@@ -80,11 +80,11 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = tup
         (r"^unknown topic '(?P<t>.*)'", lambda m: f"没有这个类别：{m['t']}"),
         (r"^(?P<k>\w+): unknown placeholder \{(?P<p>\w+)\}",
          lambda m: f"{_field(m['k'])}里有不认识的占位符 {{{m['p']}}}（可以用的："
-                   + "、".join("{" + k + "}" for k in SITE_KEYS) + "）"),
+                   + "、".join("{" + SITE_NAMES[k] + "}" for k in SITE_KEYS) + "）"),
         (r"^(?P<k>\w+): placeholder \{(?P<p>\w+)\} has no value",
-         lambda m: f"{_field(m['k'])}里的占位符 {{{m['p']}}} 还没有填本乡的值"),
+         lambda m: f"{_field(m['k'])}里的占位符 {{{SITE_NAMES.get(m['p'], m['p'])}}} 还没有填本乡的值"),
         (r"^(?P<k>\w+): stray brace",
-         lambda m: f"{_field(m['k'])}里有多余的大括号（只能用 {{office_phone}} 这样的占位符）"),
+         lambda m: f"{_field(m['k'])}里有多余的大括号（只能用 {{司法所电话}} 这样的占位符）"),
         (r"^`(?P<k>\w+)` is required and must be text$", lambda m: f"{_field(m['k'])}必须填写"),
         (r"^`(?P<k>\w+)` is missing$", lambda m: f"缺少{_field(m['k'])}"),
         (r"^`(?P<k>\w+)` must be", lambda m: f"{_field(m['k'])}的格式不对"),
