@@ -174,3 +174,13 @@ async def test_a_bare_number_with_no_list_is_not_recorded_as_an_unanswered_quest
     reply = await phone.say("２")
     assert "没有可选的列表" in reply and "转人工" in reply
     assert await gaps(client) == []
+
+
+async def test_a_villager_who_is_sued_is_told_the_15_days_and_not_to_stay_away(phone: Phone) -> None:
+    """Being sued was a gap (the matcher engineers saw 传票 questions handed over): the answer gives the
+    15 days for the defence, that staying away means a judgment without them, and that a time-barred debt
+    must be raised by the villager; 更多 warns about fake 'court' calls asking for money."""
+    reply = await phone.say("俺被人告了 法院来了传票 俺不想去")
+    assert "15日内" in reply and "缺席判决" in reply and "诉讼时效" in reply
+    assert "民事诉讼法第128条" in reply and "12348" in reply
+    assert "诈骗" in await phone.say("更多")
