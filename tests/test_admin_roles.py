@@ -131,6 +131,7 @@ async def test_every_route_needs_sign_in(client: Any, browsers: Any, everyone: A
 TICKET_ROUTES = (
     "admin-ticket",
     "admin-ticket-media",
+    "admin-ticket-deliveries",
     "admin-ticket-reply",
     "admin-ticket-note",
     "admin-ticket-assign",

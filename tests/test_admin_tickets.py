@@ -222,3 +222,17 @@ async def test_the_queue_filters_counts_and_highlights_overdue(client: Any, brow
     zhang = await browsers("zhang")
     _, page = await zhang.get("/admin/tickets")
     assert page.count('<li class="item') == 2 and "邻居占地" not in page
+
+
+async def test_two_staff_with_the_same_name_can_be_told_apart_in_the_assign_list(
+    client: Any, phone: Phone, browsers: Any
+) -> None:
+    await add_staff(client, "wang1", "mediator", (1,), name="王调解员")
+    await add_staff(client, "wang2", "mediator", (1,), name="王调解员")
+    await add_staff(client, "li", "mediator", (1,), name="李调解员")
+    await villager_files(phone, "邻居把墙砌到我家地里了")
+    [ticket] = await all_tickets(client)
+    _, page = await (await browsers("wang1")).get(f"/admin/tickets/{ticket.id}")
+    options = page.split('name="assignee"', 1)[1].split("</select>", 1)[0]
+    assert "王调解员（调解员，登录名 wang1）" in options and "王调解员（调解员，登录名 wang2）" in options
+    assert "李调解员（调解员）" in options  # a name nobody shares stays short

@@ -93,9 +93,11 @@ async def test_a_mediator_answers_from_a_phone_browser_and_wechat_receives_it(
             assert "已发出" in await page.inner_text(".flash.ok")
             assert "等待发送" in await page.inner_text(".msg.reply .delivery")
 
+            # the state follows the reply on its way without a reload (a reload would lose a half-typed reply)
+            await page.fill("textarea[name=body]", "还没写完的下一句")
             await deliver(client, settings)
-            await page.reload()
-            assert "已送达微信" in await page.inner_text(".msg.reply .delivery")
+            await page.locator(".msg.reply .delivery", has_text="已送达微信").wait_for(timeout=5000)
+            assert await page.input_value("textarea[name=body]") == "还没写完的下一句"
             if SHOTS:
                 await page.screenshot(path=f"{SHOTS}/ticket.png", full_page=True)
                 for path, name in (("/admin/report", "report"), ("/admin/sign-in", "sign_in")):

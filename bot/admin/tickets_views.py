@@ -64,6 +64,23 @@ async def assignable(session: AsyncSession, staff: adm.Staff, ticket: Ticket) ->
     return []
 
 
+
+def _assign_labels(options: list[StaffUser]) -> list[tuple[int, str]]:
+    """Names in the 分派 list: display name and role, plus the sign-in name where two people share a
+    display name (two 王调解员 must not look the same)."""
+    seen: dict[str, int] = {}
+    for s in options:
+        seen[s.label] = seen.get(s.label, 0) + 1
+    return [
+        (
+            s.id,
+            f"{s.label}（{ROLE_NAMES.get(s.role, s.role)}"
+            + (f"，登录名 {s.username}" if seen[s.label] > 1 and s.username != s.label else "")
+            + "）",
+        )
+        for s in options
+    ]
+
 # ---------------------------------------------------------------- the queue
 @dataclass(frozen=True)
 class Filters:
@@ -304,6 +321,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
                 "author": author,
                 "body": shown_to_staff(m.body, full=full),
                 "delivery": deliveries.get(m.outbox_id) if m.outbox_id else None,
+                "outbox_id": m.outbox_id,
                 "media_type": str(media.get("type", "")),
                 "recognised": bool(media.get("recognised", False)),
                 "media_url": adm.url(request, "admin-ticket-media", id=ticket.id, message_id=m.id)
@@ -338,7 +356,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
             "found": found,
             "faq_q": request.query.get("faq_q", "")[:100],
             "draft": draft,
-            "assignable": [(s.id, f"{s.label}（{ROLE_NAMES.get(s.role, s.role)}）") for s in options],
+            "assignable": _assign_labels(options),
             "can_assign": staff.role != "volunteer",
             "statuses": STATUSES,
             "targets": svc.ESCALATION_TARGETS,
@@ -497,6 +515,33 @@ async def badges(request: web.Request, staff: adm.Staff) -> dict[str, Any]:
     return {"badges": {"admin-tickets": int(count)}}
 
 
+async def delivery_states(request: web.Request) -> web.StreamResponse:
+    """How far the staff replies on this ticket got on their way to the villager's WeChat, for the ticket
+    page's script (static/ticket.js): it asks while a reply is still 等待发送/正在发送, so "已送达微信"
+    shows up without a reload (and without losing a reply being typed)."""
+    async with adm.db(request)() as session:
+        ticket = await ticket_for(request, session)
+        ids = (
+            await session.execute(
+                select(TicketMessage.outbox_id).where(
+                    TicketMessage.ticket_id == ticket.id, TicketMessage.outbox_id.is_not(None)
+                )
+            )
+        ).scalars()
+        found = await svc.deliveries(session, [int(i) for i in ids if i is not None])
+    return web.json_response(
+        {
+            str(outbox_id): {
+                "status": d.status,
+                "text": d.label + (f" · {svc.format_time(d.at)}" if d.at else ""),
+                "reason": d.reason if d.reason and d.status != "sent" else "",
+            }
+            for outbox_id, d in found.items()
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def setup(app: web.Application) -> None:
     adm.add_view(app, "GET", "/admin/tickets", queue, name="admin-tickets", roles=adm.ALL)
     adm.add_view(app, "GET", r"/admin/tickets/{id:\d+}", ticket_page, name="admin-ticket", roles=adm.ALL)
@@ -509,6 +554,14 @@ def setup(app: web.Application) -> None:
             name=f"admin-ticket-{action}",
             roles=adm.ALL,
         )
+    adm.add_view(
+        app,
+        "GET",
+        r"/admin/tickets/{id:\d+}/deliveries",
+        delivery_states,
+        name="admin-ticket-deliveries",
+        roles=adm.ALL,
+    )
     adm.add_view(
         app,
         "GET",
