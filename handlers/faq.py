@@ -116,7 +116,8 @@ async def reply_to_question(ctx: Ctx, text: str) -> str:
         return texts.get("clarify", items=numbered_list(picks))
     ctx.record_outcome("handoff", nearest.topic if nearest else None, nearest.id if nearest else None)
     ctx.remember(menu={"kind": "no_match"})
-    return texts.get("no_match")
+    referral = texts.referral(text)  # 医保, 户口 …: say who handles it, then the usual ways forward
+    return f"{referral}\n\n{texts.get('no_match')}" if referral else texts.get("no_match")
 
 
 @router.on(lambda ctx: ctx.msg.msg_type in ("text", "voice") and bool(ctx.text))

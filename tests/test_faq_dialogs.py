@@ -184,3 +184,13 @@ async def test_a_villager_who_is_sued_is_told_the_15_days_and_not_to_stay_away(p
     assert "15日内" in reply and "缺席判决" in reply and "诉讼时效" in reply
     assert "民事诉讼法第128条" in reply and "12348" in reply
     assert "诈骗" in await phone.say("更多")
+
+
+async def test_a_matter_of_another_office_is_told_where_to_ask_and_still_gets_the_ways_forward(phone: Phone) -> None:
+    """医保 is the 医保局's, not the judicial office's: the villager learns whom to ask (12393) instead of only
+    "这个问题我还答不好"; a question nobody handles gets the usual reply alone."""
+    reply = await phone.say("医保报销咋弄")
+    assert reply.index("12393") < reply.index("转人工")
+    assert "这个问题我还答不好" in reply
+    reply = await phone.say("明天天气咋样")
+    assert "这个问题我还答不好" in reply and "12393" not in reply and "归" not in reply.split("。")[0]

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import logging
 import string
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +64,20 @@ def match_level(score: object) -> str:
 class Texts:
     templates: Mapping[str, str]
     site: Mapping[str, Any]
+    #: (words, where to ask instead) from ``referrals.yaml``: matters a judicial office does not handle
+    referrals: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     def get(self, name: str, **values: Any) -> str:
         template = self.templates.get(name) or self.templates.get("no_match", "")
         return fill(template, {**self.site, **values}).strip()
+
+    def referral(self, message: str) -> str:
+        """Where to ask instead, when the message is about something another office handles ("" if not)."""
+        folded = unicodedata.normalize("NFKC", message)
+        for words, text in self.referrals:
+            if any(w in folded for w in words):
+                return fill(text, self.site).strip()
+        return ""
 
     @classmethod
     def load(cls, directory: Path, site: Mapping[str, Any]) -> Texts:
@@ -85,7 +96,25 @@ class Texts:
         missing = [k for k in REQUIRED_TEXTS if not merged.get(k, "").strip()]
         if missing:
             raise KnowledgeError([f"{directory / 'texts.yaml'}:1: missing texts: {', '.join(missing)}"])
-        return cls(merged, dict(site))
+        return cls(merged, dict(site), _load_referrals(directory / "referrals.yaml"))
+
+
+def _load_referrals(path: Path) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """``referrals: [{words: [医保, …], text: 医保的事归县医疗保障局管…}, …]`` (optional file)."""
+    if not path.exists():
+        return ()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    rows = data.get("referrals") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise KnowledgeError([f"{path}:1: referrals must be a list of {{words: [...], text: ...}}"])
+    out = []
+    for i, row in enumerate(rows, 1):
+        words = row.get("words") if isinstance(row, dict) else None
+        text = row.get("text") if isinstance(row, dict) else None
+        if not isinstance(words, list) or not words or not isinstance(text, str) or not text.strip():
+            raise KnowledgeError([f"{path}:1: referral {i} needs words (a list) and a text"])
+        out.append((tuple(unicodedata.normalize("NFKC", str(w)) for w in words), text))
+    return tuple(out)
 
 
 MATCH_CACHE_SIZE = 8192
@@ -133,7 +162,8 @@ class Knowledge:
         else:
             merged = merge(base, layer)
             merged_kb, flags = merged.kb, merged.flags
-        return Knowledge(kb=merged_kb, matcher=Matcher(merged_kb), texts=Texts(self.texts.templates, merged_kb.site),
+        texts = Texts(self.texts.templates, merged_kb.site, self.texts.referrals)
+        return Knowledge(kb=merged_kb, matcher=Matcher(merged_kb), texts=texts,
                          loaded_at=dt.datetime.now(dt.UTC), shipped=base, layer=layer, version=version,
                          flags=tuple(flags))
 
