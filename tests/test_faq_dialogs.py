@@ -194,3 +194,11 @@ async def test_a_matter_of_another_office_is_told_where_to_ask_and_still_gets_th
     assert "这个问题我还答不好" in reply
     reply = await phone.say("明天天气咋样")
     assert "这个问题我还答不好" in reply and "12393" not in reply and "归" not in reply.split("。")[0]
+
+
+async def test_a_villager_who_suspects_a_cadre_of_embezzling_is_told_where_to_report(phone: Phone) -> None:
+    """The walkthrough's 村干部贪污 question got the 村务公开 answer with no way to report: now the next step
+    names 12388 (纪委监委) and 更多 says how to report."""
+    reply = await phone.say("村干部贪污俺们的补助款咋举报")
+    assert "12388" in reply and "村务监督委员会" in reply
+    assert "纪委监委举报" in await phone.say("更多")
