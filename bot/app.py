@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.keys import CHECKPOINTER, CRYPTO, ENGINE, NONCES, PIPELINE, SERVICES
 from bot.routing import Dispatcher
@@ -36,11 +37,14 @@ FEATURE_SETUPS = (("bot.admin", "setup_admin"), ("bot.campaigns_public", "setup_
 async def sync_villages(services: Services) -> None:
     """Villages listed in site.yaml exist in the database (names are staff-editable afterwards)."""
     configured: dict[Any, Any] = services.knowledge.kb.site.get("villages") or {}
+    if not configured:
+        return
     async with services.session_factory() as session, session.begin():
-        existing = set((await session.execute(select(Village.id))).scalars())
-        for vid, name in configured.items():
-            if int(vid) not in existing:
-                session.add(Village(id=int(vid), name=str(name)))
+        # two processes starting together both insert: the second one's rows are simply skipped
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.execute(insert(Village).values([{"id": int(vid), "name": str(name)}
+                                                       for vid, name in configured.items()])
+                              .on_conflict_do_nothing(index_elements=["id"]))
 
 
 async def healthz(request: web.Request) -> web.Response:
