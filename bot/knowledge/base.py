@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,4 +95,9 @@ class KnowledgeBase:
         """A copy with other entries (benchmarks, tests)."""
         return KnowledgeBase(self.root, self.topics, entries, self.site, self.laws, self.tables, self.urgent_rules,
                              self.currency)
+
+    def with_examples(self, examples: Mapping[str, tuple[str, ...]]) -> KnowledgeBase:
+        """A copy whose question bank is ``examples`` (topic → questions): calibration leaves a fold out."""
+        return KnowledgeBase(self.root, self.topics, self.entries, self.site, self.laws,
+                             replace(self.tables, topic_examples=examples), self.urgent_rules, self.currency)
 

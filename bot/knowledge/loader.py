@@ -20,11 +20,12 @@ Line numbers come from ``yaml.compose`` node marks.
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -478,6 +479,54 @@ class CheckReport:
         return not self.problems
 
 
+BANK_FILE = "question_bank.yaml"
+#: evaluation sets that must never be indexed: they measure what the matcher does with questions it has not seen
+HELD_OUT_SETS = ("eval/holdout.tsv", "eval/narrative_holdout.tsv", "eval/scope_check.tsv")
+
+
+def _load_question_bank(col: _Collector, topics: dict[str, Topic]) -> dict[str, tuple[str, ...]]:
+    """``question_bank.yaml``: ``sets:`` lists labelled TSV files (``topic<TAB>question[<TAB>entries]``) under
+    knowledge/ whose in-scope, single-topic questions become topic-level evidence for the matcher."""
+    data, node = _read_yaml(col, BANK_FILE, required=False)
+    if data is None:
+        return {}
+    nodes = _value_nodes(node)
+    if not isinstance(data, dict) or set(data) - {"sets"}:
+        col.add(BANK_FILE, _line(node), "expected a mapping with one key, `sets`: a list of TSV files")
+        return {}
+    files = _str_list(data.get("sets") or [])
+    if files is None:
+        col.add(BANK_FILE, _line(nodes.get("sets")), "`sets` must be a list of TSV file paths")
+        return {}
+    bank: dict[str, list[str]] = {}
+    for rel in files:
+        line = _line(nodes.get("sets"))
+        clean = PurePosixPath(posixpath.normpath(rel)).as_posix()
+        if clean in HELD_OUT_SETS:
+            col.add(BANK_FILE, line, f"{rel} is a held-out set: indexing it would make its numbers meaningless")
+            continue
+        path = col.root / clean
+        if clean.startswith(("/", "../")) or clean == ".." or not path.is_file():
+            # a missing set only weakens matching: `kb check` fails, the bot still loads
+            col.add(BANK_FILE, line, f"{rel}: no such file under the knowledge directory", "check")
+            continue
+        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                continue
+            label, sep, rest = raw.partition("\t")
+            question = rest.partition("\t")[0].strip()
+            label = label.strip()
+            if not sep or not question:
+                col.add(rel, number, "expected topic<TAB>question")
+            elif label == "-" or "|" in label:
+                continue  # out of scope, or either of two topics: no evidence for one topic
+            elif label not in topics:
+                col.add(rel, number, f"unknown topic {label!r}")
+            else:
+                bank.setdefault(label, []).append(question)
+    return {topic: tuple(questions) for topic, questions in bank.items()}
+
+
 def _build(directory: Path, *, content: bool) -> tuple[KnowledgeBase | None, _Collector, list[str]]:
     col = _Collector(directory)
     warnings: list[str] = []
@@ -487,6 +536,7 @@ def _build(directory: Path, *, content: bool) -> tuple[KnowledgeBase | None, _Co
     topics, topic_lines = _load_topics(col)
     site = _load_site(col)
     tables = _load_tables(col, topics)
+    tables = replace(tables, topic_examples=_load_question_bank(col, topics))
     urgent = _load_urgent(col, Normalizer(tables.synonyms))
     entries = _load_entries(col, topics, site)
     laws = LawIndex.load(directory / "laws")

@@ -25,6 +25,9 @@ class MatcherTables:
     # words of questions a township legal office does not answer (医保, 户口, 天气 …): a feature of the
     # confidence model, not a block (户口 also comes up in land questions)
     not_legal: tuple[str, ...] = ()
+    # topic id → villagers' questions labelled with it (knowledge/question_bank.yaml): more words for the
+    # topic as a whole, never an answer by themselves
+    topic_examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,6 +224,10 @@ class Matcher:
         topic_texts: list[list[tuple[str, str]]] = [[] for _ in topic_ids]
         for i, texts in enumerate(entry_texts):
             topic_texts[entry_topic[i]].extend(texts)
+        for topic, questions in kb.tables.topic_examples.items():
+            if topic in topic_ids:  # the question bank only adds words to a topic that has entries
+                for text in filter(None, map(norm.normalize, questions)):
+                    topic_texts[topic_ids[topic]].append((text, " ".join(pinyin(text))))
         self._entry = _Field.build(entry_texts, config)
         self._topic = _Field.build(topic_texts, config)
         self._gates: dict[str, tuple[tuple[str, str], ...]] = {

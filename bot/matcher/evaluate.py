@@ -8,13 +8,17 @@ top-1 and precision. Used by ``lawbot kb eval`` and bench/matcher.py.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.matcher.core import Matcher, MatchResult
+from bot.matcher.core import Matcher, MatcherConfig, MatchResult
+
+if TYPE_CHECKING:
+    from bot.knowledge import KnowledgeBase
 
 OUT_OF_SCOPE = "-"
 
@@ -190,6 +194,50 @@ def result_row(item: Labelled, result: MatchResult, ms: float) -> Row:
 
 def evaluate(matcher: Matcher, items: Iterable[Labelled]) -> Report:
     return evaluate_with(matcher.match, items)
+
+
+BANK_FOLDS = 5
+
+
+def bank_fold(kb: KnowledgeBase, question: str) -> int:
+    """The fold of a question of the question bank (by its normalised text, so a copy in another set
+    falls in the same fold)."""
+    return zlib.crc32(kb.normalizer.normalize(question).encode()) % BANK_FOLDS
+
+
+def in_bank(kb: KnowledgeBase, item: Labelled) -> bool:
+    return len(item.labels) == 1 and item.question in kb.tables.topic_examples.get(next(iter(item.labels)), ())
+
+
+def unseen_matchers(kb: KnowledgeBase, items: Sequence[Labelled],
+                    config: MatcherConfig | None = None) -> list[Matcher]:
+    """For every item, a matcher that has not indexed it: a question of the question bank
+    (knowledge/question_bank.yaml) is matched by an index whose bank leaves its fold out; any other
+    question by the whole knowledge. Without this a banked set would only measure memory."""
+    whole = Matcher(kb, config)
+    folds = [bank_fold(kb, item.question) if in_bank(kb, item) else -1 for item in items]
+    without: dict[int, Matcher] = {}
+    for fold in sorted(set(folds) - {-1}):
+        bank = {topic: tuple(q for q in questions if bank_fold(kb, q) != fold)
+                for topic, questions in kb.tables.topic_examples.items()}
+        without[fold] = Matcher(kb.with_examples(bank), config)
+    return [without.get(fold, whole) for fold in folds]
+
+
+def evaluate_unseen(kb: KnowledgeBase, items: Sequence[Labelled], config: MatcherConfig | None = None) -> Report:
+    """Like :func:`evaluate`, but every question of the question bank is matched with its fold left out."""
+    return evaluate_each(unseen_matchers(kb, items, config), items)
+
+
+def evaluate_each(matchers: Sequence[Matcher], items: Sequence[Labelled]) -> Report:
+    """Every item matched by its own matcher (:func:`unseen_matchers`)."""
+    rows = []
+    clock = time.perf_counter
+    for item, matcher in zip(items, matchers, strict=True):
+        start = clock()
+        result = matcher.match(item.question)
+        rows.append(result_row(item, result, (clock() - start) * 1000.0))
+    return Report(tuple(rows))
 
 
 def evaluate_with(match: Callable[[str], MatchResult], items: Iterable[Labelled]) -> Report:
