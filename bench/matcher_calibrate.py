@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.knowledge import KnowledgeBase
-from bot.matcher import Matcher
 from bot.matcher.confidence import FEATURES, MODEL_PATH, ConfidenceModel
-from bot.matcher.evaluate import Labelled
+from bot.matcher.evaluate import Labelled, unseen_matchers
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +47,21 @@ class Sample:
 
 
 def samples(kb: KnowledgeBase, sets: dict[str, list[Labelled]]) -> list[Sample]:
-    matcher = Matcher(kb)
+    """Features of every message as the matcher sees a message it has never seen: a question of the
+    question bank is matched with its fold of the bank left out (bot.matcher.evaluate.unseen_matchers)."""
+    pooled = [(source, item) for source, items in sets.items() for item in items]
     out = []
-    for source, items in sets.items():
-        for item in items:
-            r = matcher.match(item.question)
-            if r.outcome == "smalltalk" or not r.normalized or r.entry is None:
-                continue
-            ranked = matcher.rank(r.normalized, limit=8, text=item.question)
-            feats = matcher.confidence_features(item.question, r.normalized, ranked)
-            top = ranked[0]
-            blocked = (not top[2].gate or not top[2].role
-                       or (len(r.normalized) < matcher.config.min_answer_chars and not top[2].exact))
-            out.append(Sample(source, item, tuple(feats[name] for name in FEATURES),
-                              top[0].topic in item.labels, blocked))
+    for (source, item), matcher in zip(pooled, unseen_matchers(kb, [i for _, i in pooled]), strict=True):
+        r = matcher.match(item.question)
+        if r.outcome == "smalltalk" or not r.normalized or r.entry is None:
+            continue
+        ranked = matcher.rank(r.normalized, limit=8, text=item.question)
+        feats = matcher.confidence_features(item.question, r.normalized, ranked)
+        top = ranked[0]
+        blocked = (not top[2].gate or not top[2].role
+                   or (len(r.normalized) < matcher.config.min_answer_chars and not top[2].exact))
+        out.append(Sample(source, item, tuple(feats[name] for name in FEATURES),
+                          top[0].topic in item.labels, blocked))
     return out
 
 

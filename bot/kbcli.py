@@ -358,7 +358,7 @@ def kb_review_due(as_json: bool, knowledge_dir: Path | None) -> None:
 def kb_eval(file: Path, as_json: bool, verbose: bool, bars: bool, knowledge_dir: Path | None, no_layer: bool) -> None:
     """Accuracy of the matcher on FILE (topic<TAB>question; `-` = out of scope; `a|b` = either)."""
     from bot.matcher import Matcher
-    from bot.matcher.evaluate import evaluate, parse_tsv
+    from bot.matcher.evaluate import evaluate_unseen, in_bank, parse_tsv
 
     source = str(file)
     try:
@@ -373,8 +373,12 @@ def kb_eval(file: Path, as_json: bool, verbose: bool, bars: bool, knowledge_dir:
     unknown = sorted({t for it in items for t in it.labels} - set(kbase.topics))
     if unknown:
         click.echo(f"warning: labels not in topics.yaml: {', '.join(unknown)}", err=True)
-    report = evaluate(matcher, items)
+    report = evaluate_unseen(kbase, items)  # questions of the question bank: with their fold left out
     metrics = report.metrics()
+    banked = sum(in_bank(kbase, it) for it in items)
+    if banked and not as_json:
+        click.echo(f"{banked} questions are in the question bank (question_bank.yaml): each was matched by an index "
+                   "without its fold of the bank", err=True)
     if as_json:
         click.echo(json.dumps(_report_json(report, metrics, source, build_ms), ensure_ascii=False, indent=1))
     else:

@@ -69,7 +69,7 @@ SUPPLEMENT = "他老婆的电话是13987654321"
 MARKERS = (
     "邻居占了我的宅基地",
     "他老婆的电话",
-    "拖拉机被隔壁开走",
+    "车停在路边被人划了",
     "上个月十号砌的墙",
     "关于宅基地的事",
     "13512340987",
@@ -166,7 +166,7 @@ async def everything(client: Any, settings: Any, clock: Clock, browsers: Any) ->
         await svc.set_status(session, ticket, RESOLVED, "已协调", zhang, texts, clock())
     await deliver(client, settings)
     assert "谢谢您的评价" in await me.say("1")
-    assert "1." in await me.say("拖拉机被隔壁开走了咋整")  # not sure: three choices, and a knowledge gap
+    assert "1." in await me.say("车停在路边被人划了咋整")  # not sure: three choices, and a knowledge gap
     # a booking, and a place on the waiting list of a full day
     await dialog(
         me,
