@@ -480,13 +480,15 @@ class CheckReport:
 
 
 BANK_FILE = "question_bank.yaml"
+OUT_OF_SCOPE = "-"  # the bank's key for out-of-scope questions (one document the confidence model weighs)
 #: evaluation sets that must never be indexed: they measure what the matcher does with questions it has not seen
 HELD_OUT_SETS = ("eval/holdout.tsv", "eval/narrative_holdout.tsv", "eval/scope_check.tsv")
 
 
 def _load_question_bank(col: _Collector, topics: dict[str, Topic]) -> dict[str, tuple[str, ...]]:
     """``question_bank.yaml``: ``sets:`` lists labelled TSV files (``topic<TAB>question[<TAB>entries]``) under
-    knowledge/ whose in-scope, single-topic questions become topic-level evidence for the matcher."""
+    knowledge/ whose single-topic questions become topic-level evidence for the matcher, and whose out-of-scope
+    ones (``-``) one document of what the bot does not answer."""
     data, node = _read_yaml(col, BANK_FILE, required=False)
     if data is None:
         return {}
@@ -518,9 +520,9 @@ def _load_question_bank(col: _Collector, topics: dict[str, Topic]) -> dict[str, 
             label = label.strip()
             if not sep or not question:
                 col.add(rel, number, "expected topic<TAB>question")
-            elif label == "-" or "|" in label:
-                continue  # out of scope, or either of two topics: no evidence for one topic
-            elif label not in topics:
+            elif "|" in label:
+                continue  # either of two topics: no evidence for one topic
+            elif label != OUT_OF_SCOPE and label not in topics:
                 col.add(rel, number, f"unknown topic {label!r}")
             else:
                 bank.setdefault(label, []).append(question)

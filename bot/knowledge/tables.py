@@ -26,7 +26,7 @@ class MatcherTables:
     # confidence model, not a block (户口 also comes up in land questions)
     not_legal: tuple[str, ...] = ()
     # topic id → villagers' questions labelled with it (knowledge/question_bank.yaml): more words for the
-    # topic as a whole, never an answer by themselves
+    # topic as a whole, never an answer by themselves; under "-" the out-of-scope ones
     topic_examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 

@@ -21,6 +21,8 @@ Features of a message (all computed for the best entry after ranking):
 ``log_length`` log of the normalised message's length
 ``clauses``    number of clauses (split at punctuation and spaces) of the raw message
 ``not_legal``  1 if a word of synonyms.yaml ``not_legal`` (医保, 户口, 个税, 天气 …) is in the message
+``oos``        how much of the message the question bank's out-of-scope questions explain, as one
+               document scored like a topic (0 without such questions): "诈骗五万判几年" is close to them
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 MODEL_PATH = Path(__file__).with_name("confidence.json")
 FEATURES: tuple[str, ...] = (
     "score", "margin", "topic_margin", "entry", "topic", "fuzz", "gate",
-    "explained", "topic_explained", "unknown", "log_length", "clauses", "not_legal",
+    "explained", "topic_explained", "unknown", "log_length", "clauses", "not_legal", "oos",
 )
 _CLAUSE_SPLIT = re.compile(r"[，,。.！!？?；;、：:…~～\s]+")
 

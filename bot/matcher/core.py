@@ -101,6 +101,7 @@ class Features:
     gate: bool  # the topic's gate word is present (or the topic has no gate)
     exact: bool = False  # the message is one of the entry's phrasings or keywords
     role: bool = True  # no word of the other side of a mirror (synonyms.yaml wrong_role) is present
+    oos: float = 0.0  # the question bank's out-of-scope document, scored like a topic (same for every entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class Matcher:
         "_gates",
         "_keywords",
         "_not_legal",
+        "_oos_doc",
         "_position",
         "_roles",
         "_smalltalk_kind",
@@ -224,10 +226,16 @@ class Matcher:
         topic_texts: list[list[tuple[str, str]]] = [[] for _ in topic_ids]
         for i, texts in enumerate(entry_texts):
             topic_texts[entry_topic[i]].extend(texts)
+        out_of_scope: list[tuple[str, str]] = []
         for topic, questions in kb.tables.topic_examples.items():
-            if topic in topic_ids:  # the question bank only adds words to a topic that has entries
-                for text in filter(None, map(norm.normalize, questions)):
-                    topic_texts[topic_ids[topic]].append((text, " ".join(pinyin(text))))
+            bucket = topic_texts[topic_ids[topic]] if topic in topic_ids else out_of_scope if topic == "-" else None
+            if bucket is not None:  # the question bank only adds words to a topic that has entries …
+                bucket.extend((text, " ".join(pinyin(text))) for text in filter(None, map(norm.normalize, questions)))
+        # … and its out-of-scope questions become one more document of the topic field, which no entry
+        # belongs to: it never ranks, it only tells the confidence model how much it explains
+        self._oos_doc: int | None = len(topic_texts) if out_of_scope else None
+        if out_of_scope:
+            topic_texts.append(out_of_scope)
         self._entry = _Field.build(entry_texts, config)
         self._topic = _Field.build(topic_texts, config)
         self._gates: dict[str, tuple[tuple[str, str], ...]] = {
@@ -288,7 +296,9 @@ class Matcher:
                    else "too short" if not specific else "")
         outcome: Outcome
         alternatives: tuple[Candidate, ...] = ()
-        if not blocked and not tied and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
+        if not blocked and normalized in self._entry_texts[self._position[top.id]]:
+            outcome, reason = "answer", "one of its phrasings"  # the very question the entry answers
+        elif not blocked and not tied and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
             outcome, reason = "answer", "confident"
         elif not blocked and confidence >= cfg.answer_threshold:
             outcome, reason = "answer", "fairly sure"
@@ -324,6 +334,7 @@ class Matcher:
             "unknown": 1.0 - known / distinct, "log_length": math.log(max(1, len(normalized))),
             "clauses": float(clause_count(text)),
             "not_legal": float(self._not_legal is not None and self._not_legal.search(normalized) is not None),
+            "oos": f.oos,
         }
 
     @staticmethod
@@ -355,6 +366,7 @@ class Matcher:
         if not entry_scores:
             return []
         topic_scores = self._topic.scores(ctoks, ptoks, wp)
+        oos = topic_scores.get(self._oos_doc, 0.0) if self._oos_doc is not None else 0.0
         entry_topic = self._entry_topic
         w_entry, w_topic = cfg.w_entry, cfg.w_topic
         pre = {e: w_entry * s + w_topic * topic_scores.get(entry_topic[e], 0.0) for e, s in entry_scores.items()}
@@ -390,7 +402,7 @@ class Matcher:
             score /= total
             exact = normalized in self._entry_texts[e] or any(normalized == w for w, _ in self._keywords[e])
             features = Features(entry_scores.get(e, 0.0), topic_scores.get(entry_topic[e], 0.0), fz, kw, gate, exact,
-                                role)
+                                role, oos)
             raw.append((score, entry, features))
         # rank on the raw score (short messages can push several entries past 1.0), report it clipped
         raw.sort(key=lambda t: (-t[0], t[1].id))

@@ -206,7 +206,10 @@ def bank_fold(kb: KnowledgeBase, question: str) -> int:
 
 
 def in_bank(kb: KnowledgeBase, item: Labelled) -> bool:
-    return len(item.labels) == 1 and item.question in kb.tables.topic_examples.get(next(iter(item.labels)), ())
+    if len(item.labels) > 1:
+        return False
+    key = next(iter(item.labels)) if item.labels else OUT_OF_SCOPE
+    return item.question in kb.tables.topic_examples.get(key, ())
 
 
 def unseen_matchers(kb: KnowledgeBase, items: Sequence[Labelled],
@@ -261,6 +264,7 @@ class EntryReach:
     answered: int  # … answered (answer or answer with alternatives) with this entry first
     fresh: int = 0  # unseen phrasings naming this entry (a calibration TSV's third column)
     fresh_answered: int = 0
+    fresh_first: int = 0  # … answered with it, or offered with it as choice 1 (one tap away)
     misses: tuple[tuple[str, str, str], ...] = ()  # (phrasing, outcome, entry answered or offered first)
 
     @property
@@ -282,17 +286,18 @@ def reach(matcher: Matcher, fresh: Iterable[Labelled] = ()) -> list[EntryReach]:
     for item in fresh:
         ok, outcome, top = answered_with(item.question, item.entries)
         for entry_id in item.entries:
-            counts = fresh_counts.setdefault(entry_id, [0, 0])
+            counts = fresh_counts.setdefault(entry_id, [0, 0, 0])
             counts[0] += 1
             counts[1] += ok
+            counts[2] += outcome in ("answer", "clarify") and top in item.entries
             if not ok:
                 fresh_misses.setdefault(entry_id, []).append((item.question, outcome, top))
     out = []
     for entry in matcher.kb.entries:
         own = frozenset({entry.id})
         results = [(p, *answered_with(p, own)) for p in entry.phrasings]
-        n_fresh, n_fresh_ok = fresh_counts.get(entry.id, (0, 0))
+        n_fresh, n_fresh_ok, n_fresh_first = fresh_counts.get(entry.id, (0, 0, 0))
         misses = tuple((p, outcome, top) for p, ok, outcome, top in results if not ok)
         out.append(EntryReach(entry.id, entry.topic, results[0][1], len(results), sum(ok for _, ok, _, _ in results),
-                              n_fresh, n_fresh_ok, misses + tuple(fresh_misses.get(entry.id, ()))))
+                              n_fresh, n_fresh_ok, n_fresh_first, misses + tuple(fresh_misses.get(entry.id, ()))))
     return out
