@@ -51,6 +51,11 @@ SCOPE_CHECK = KNOWLEDGE / "eval" / "scope_check.tsv"
 REACH_CAL = KNOWLEDGE / "eval" / "reach_cal.tsv"
 
 
+def bank_sets() -> list[Path]:
+    """The calibration sets written for the question bank (knowledge/eval/bank_*.tsv)."""
+    return sorted((KNOWLEDGE / "eval").glob("bank_*.tsv"))
+
+
 def _shared_eval() -> Path:
     """The shared eval directory sits next to the main checkout (…/shared/eval); a worktree is one level deeper."""
     for up in (ROOT.parent, ROOT.parent.parent):
@@ -123,7 +128,7 @@ def quality_sets(held_out: bool = False) -> list[tuple[str, list[Labelled]]]:
     named: list[tuple[str, Path | None]] = [
         ("tune", TUNE), ("dev", DEV), ("narr-dev", NARRATIVE_DEV), ("narr-cal", NARRATIVE_CAL),
         ("short-cal", SHORT_CAL), ("para-cal", PARAPHRASE_CAL), ("scope-cal", SCOPE_CAL), ("reach-cal", REACH_CAL),
-        ("probes", None), ("scope-chk", SCOPE_CHECK)]
+        *((path.stem.replace("_", "-"), path) for path in bank_sets()), ("probes", None), ("scope-chk", SCOPE_CHECK)]
     if held_out:
         named += [("holdout", HOLDOUT), ("narr-hold", NARRATIVE_HOLDOUT)]
     out = []
@@ -171,9 +176,11 @@ def reach_report(args: argparse.Namespace) -> None:
     rows = reach(Matcher(kb), read_tsv(REACH_CAL))
     own = sum(r.answered for r in rows), sum(r.phrasings for r in rows)
     fresh = sum(r.fresh_answered for r in rows), sum(r.fresh for r in rows)
+    first = sum(r.fresh_first for r in rows)
     print(f"{len(rows)} entries: own phrasings answered with their entry {own[0]}/{own[1]} "
           f"({100 * own[0] / own[1]:.1f} %); questions {sum(r.question for r in rows)}/{len(rows)}; "
-          f"fresh (reach_cal.tsv) {fresh[0]}/{fresh[1]} ({100 * fresh[0] / max(1, fresh[1]):.1f} %)")
+          f"fresh (reach_cal.tsv) {fresh[0]}/{fresh[1]} ({100 * fresh[0] / max(1, fresh[1]):.1f} %) answered, "
+          f"{first}/{fresh[1]} answered or offered first")
     print(f"lowest share of own phrasings: {min(r.share for r in rows):.2f}")
     for r in sorted(rows, key=lambda r: (r.share, r.entry_id)):
         if r.share < args.below or not r.question or (r.fresh and r.fresh_answered < r.fresh):
@@ -279,7 +286,8 @@ def calibrate(args: argparse.Namespace) -> None:
 
     sets = {"tune": read_tsv(TUNE), "narrative-cal": read_tsv(NARRATIVE_CAL), "short-cal": read_tsv(SHORT_CAL),
             "paraphrase-cal": read_tsv(PARAPHRASE_CAL), "scope-cal": read_tsv(SCOPE_CAL),
-            "reach-cal": read_tsv(REACH_CAL), "probes": probe_items()}
+            "reach-cal": read_tsv(REACH_CAL), **{path.stem.replace("_", "-"): read_tsv(path) for path in bank_sets()},
+            "probes": probe_items()}
     narrative = ["narrative-cal"]
     if DEV.exists():
         sets["dev"] = read_tsv(DEV)

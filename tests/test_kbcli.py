@@ -60,7 +60,7 @@ def test_ask_json_reads_one_question_per_line(runner: CliRunner, tiny: Path) -> 
     assert "宅急地" in result.output  # ensure_ascii=False
 
 
-TWO_TOPICS = ("工钱要不回来想找人评理", "工钱的事想找村里调解",
+TWO_TOPICS = ("工钱要不回来想找人评理", "俺俩都同意离了去哪办手续，老板欠俺工钱不给", "协议离婚要带啥，宅基地能卖不能",
               "离婚的事想找人调解", "老板不给工钱想找村里说和", "工钱要不回来找谁说和",
               "离婚的事找人说和")
 
