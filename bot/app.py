@@ -37,14 +37,13 @@ FEATURE_SETUPS = (("bot.admin", "setup_admin"), ("bot.campaigns_public", "setup_
 async def sync_villages(services: Services) -> None:
     """Villages listed in site.yaml exist in the database (names are staff-editable afterwards)."""
     configured: dict[Any, Any] = services.knowledge.kb.site.get("villages") or {}
-    if not configured:
-        return
     async with services.session_factory() as session, session.begin():
-        # two processes starting together both insert: the second one's rows are simply skipped
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        await session.execute(insert(Village).values([{"id": int(vid), "name": str(name)}
-                                                       for vid, name in configured.items()])
-                              .on_conflict_do_nothing(index_elements=["id"]))
+        existing = set((await session.execute(select(Village.id))).scalars())
+        missing = [{"id": int(vid), "name": str(name)} for vid, name in configured.items() if int(vid) not in existing]
+        if missing:
+            # two processes starting together may both find a village missing: the second insert is skipped
+            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            await session.execute(insert(Village).values(missing).on_conflict_do_nothing(index_elements=["id"]))
 
 
 async def healthz(request: web.Request) -> web.Response:
