@@ -44,6 +44,8 @@ class Sample:
     x: tuple[float, ...]  # FEATURES, in order
     right: bool  # the best entry's topic is one of the labels
     blocked: bool  # a topic gate, a wrong-role word or a too short message forbids an answer
+    can_offer: bool = False  # there are entries to offer with a fairly sure answer (Matcher.offered)
+    offer_right: bool = False  # … and the right topic is the answer's or one of theirs
 
 
 def samples(kb: KnowledgeBase, sets: dict[str, list[Labelled]]) -> list[Sample]:
@@ -60,8 +62,10 @@ def samples(kb: KnowledgeBase, sets: dict[str, list[Labelled]]) -> list[Sample]:
         top = ranked[0]
         blocked = (not top[2].gate or not top[2].role
                    or (len(r.normalized) < matcher.config.min_answer_chars and not top[2].exact))
+        offered = matcher.offered(r.candidates, ranked)
+        shown = {top[0].topic, *(c.entry.topic for c in offered)}
         out.append(Sample(source, item, tuple(feats[name] for name in FEATURES),
-                          top[0].topic in item.labels, blocked))
+                          top[0].topic in item.labels, blocked, bool(offered), bool(shown & item.labels)))
     return out
 
 
@@ -119,14 +123,17 @@ def _prob(intercept: float, coefs: Sequence[float], x: Sequence[float]) -> float
     return _sigmoid(intercept + sum(c * v for c, v in zip(coefs, x, strict=True)))
 
 
-def out_of_fold(data: Sequence[Sample], l2: float, folds: int = 5, seed: int = 14) -> list[float]:
+def out_of_fold(data: Sequence[Sample], l2: float, folds: int = 5, seed: int = 14, *,
+                offer: bool = False) -> list[float]:
+    """Out-of-fold probabilities of the answer model, or (``offer``) of the offer model — fitted on the
+    messages that have entries to offer, with "the right topic is shown" as the label."""
     order = list(range(len(data)))
     random.Random(seed).shuffle(order)
     probs = [0.0] * len(data)
     for k in range(folds):
         test = set(order[k::folds])
-        train = [data[i] for i in order if i not in test]
-        intercept, coefs = fit([s.x for s in train], [s.right for s in train], l2)
+        train = [data[i] for i in order if i not in test and (data[i].can_offer or not offer)]
+        intercept, coefs = fit([s.x for s in train], [s.offer_right if offer else s.right for s in train], l2)
         for i in test:
             probs[i] = _prob(intercept, coefs, data[i].x)
     return probs
@@ -174,6 +181,48 @@ def choose(data: Sequence[Sample], runs: Sequence[Sequence[float]], totals: dict
     return answer, max(answer, sure_t)
 
 
+def offered_stats(data: Sequence[Sample], p1: Sequence[float], p3: Sequence[float], answer: float, offer: float,
+                  sources: Sequence[str], totals: dict[str, tuple[int, int]]) -> tuple[float, float, float, float]:
+    """(coverage %, precision %, right topic shown %, out-of-scope answered %) over ``sources`` when a message
+    is answered at p1 >= ``answer`` or, with entries to offer, p3 >= ``offer``."""
+    answered = [(s, a < answer) for s, a, o in zip(data, p1, p3, strict=True) if s.source in sources
+                and not s.blocked and (a >= answer or (s.can_offer and o >= offer))]
+    n_in = sum(totals[src][0] for src in sources)
+    n_out = sum(totals[src][1] for src in sources)
+    in_scope = [s for s, _ in answered if s.item.in_scope]
+    right = sum(s.right for s, _ in answered)
+    shown = sum(s.offer_right if band else s.right for s, band in answered)
+    n = max(1, len(answered))
+    return (100.0 * len(in_scope) / max(1, n_in), 100.0 * right / n, 100.0 * shown / n,
+            100.0 * (len(answered) - len(in_scope)) / max(1, n_out))
+
+
+def choose_offer(data: Sequence[Sample], runs: Sequence[tuple[Sequence[float], Sequence[float]]], answer: float,
+                 totals: dict[str, tuple[int, int]], narrative: Sequence[str], args: argparse.Namespace) -> float:
+    """The lowest offer threshold at which, for both probability vectors, every narrative set's answers are
+    right >= --offer-precision and show the right topic >= --offer-shown of the time, and the out-of-scope
+    bars of :func:`choose` still hold. 2.0 (never) when even 0.99 breaks one."""
+    everything = list(totals)
+
+    def bars_hold(p1: Sequence[float], p3: Sequence[float], t: float) -> bool:
+        for src in narrative:
+            _, prec, shown, _ = offered_stats(data, p1, p3, answer, t, [src], totals)
+            if prec < args.offer_precision or shown < args.offer_shown:
+                return False
+        if offered_stats(data, p1, p3, answer, t, everything, totals)[3] > args.max_oos:
+            return False
+        return all(offered_stats(data, p1, p3, answer, t, [src], totals)[3] * n_out / 100
+                   <= max(1.0, args.max_oos_set * n_out / 100) for src, (_, n_out) in totals.items() if n_out)
+
+    offer = 2.0
+    for t1000 in range(990, 99, -5):
+        t = t1000 / 1000
+        if not all(bars_hold(p1, p3, t) for p1, p3 in runs):
+            break
+        offer = t
+    return offer
+
+
 def calibrate(kb: KnowledgeBase, sets: dict[str, list[Labelled]], narrative: Sequence[str],
               args: argparse.Namespace) -> None:
     data = samples(kb, sets)
@@ -184,23 +233,30 @@ def calibrate(kb: KnowledgeBase, sets: dict[str, list[Labelled]], narrative: Seq
     fitted = [_prob(intercept, coefs, s.x) for s in data]
     answer, sure = choose(data, [probs, fitted], totals, narrative, args.precision, args.max_oos, args.sure,
                           args.max_oos_set)
+    offerable = [s for s in data if s.can_offer]
+    offer_intercept, offer_coefs = fit([s.x for s in offerable], [s.offer_right for s in offerable], args.l2)
+    offer_probs = out_of_fold(data, args.l2, offer=True)
+    offer_fitted = [_prob(offer_intercept, offer_coefs, s.x) for s in data]
+    offer = choose_offer(data, [(probs, offer_probs), (fitted, offer_fitted)], answer, totals, narrative, args)
     print(f"{len(data)} messages from {', '.join(f'{k} ({len(v)})' for k, v in sets.items())}")
-    print(f"thresholds on out-of-fold probabilities: answer >= {answer:.3f}, without alternatives >= {sure:.3f}")
-    print(f"{'set':12} {'answered':>8} {'precision':>9} {'oos answered':>12}  (out of fold, at the answer threshold)")
+    print(f"thresholds on out-of-fold probabilities: answer >= {answer:.3f}, without alternatives >= {sure:.3f}, "
+          f"offer model >= {offer:.3f}")
+    print(f"{'set':14} {'answered':>8} {'precision':>9} {'shown':>6} {'oos answered':>12}  (out of fold)")
     oof = {}
     for src in sets:
-        cov, prec, oos = answered_stats(data, probs, answer, [src], totals)
-        oof[src] = {"answered": round(cov, 1), "precision": round(prec, 1), "oos_answered": round(oos, 1)}
-        print(f"{src:12} {cov:8.1f} {prec:9.1f} {oos:12.1f}")
+        cov, prec, shown, oos = offered_stats(data, probs, offer_probs, answer, offer, [src], totals)
+        oof[src] = {"answered": round(cov, 1), "precision": round(prec, 1), "shown": round(shown, 1),
+                    "oos_answered": round(oos, 1)}
+        print(f"{src:14} {cov:8.1f} {prec:9.1f} {shown:6.1f} {oos:12.1f}")
     model = ConfidenceModel(intercept, dict(zip(FEATURES, coefs, strict=True)), answer, sure, {
         "fitted": dt.date.today().isoformat(),
         "by": "python bench/matcher.py calibrate " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items()) if k in
-            ("precision", "max_oos", "max_oos_set", "sure", "l2")),
+            ("precision", "max_oos", "max_oos_set", "sure", "l2", "offer_precision", "offer_shown")),
         "knowledge": f"{len(kb.entries)} entries, {len(kb.topics)} topics",
         "messages": {src: len(items) for src, items in sets.items()},
         "out_of_fold": oof,
-    })
+    }, offer_intercept, dict(zip(FEATURES, offer_coefs, strict=True)), offer)
     text = json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n"
     print("coefficients: " + ", ".join(f"{k} {v:+.3f}" for k, v in model.coefficients.items())
           + f"; intercept {intercept:+.3f}")
@@ -220,5 +276,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="… and on each set at most this %% of its out-of-scope messages, or one message")
     parser.add_argument("--sure", type=float, default=99.0,
                         help="answers without alternatives right at least this %% of the time (pooled narrative sets)")
+    parser.add_argument("--offer-precision", type=float, default=95.0,
+                        help="with the offer model's answers too, answers right at least this %% on each narrative set")
+    parser.add_argument("--offer-shown", type=float, default=98.5,
+                        help="… and the right topic among the answer and the two offered at least this %%")
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the standardised coefficients")
     parser.add_argument("--dry-run", action="store_true", help="print the model instead of writing it")

@@ -122,7 +122,7 @@ def test_the_result_says_what_it_compared(matcher: Matcher) -> None:
 
 
 def test_thresholds_are_configuration(kb: KnowledgeBase) -> None:
-    strict = Matcher(kb, MatcherConfig(answer_threshold=1.01))
+    strict = Matcher(kb, MatcherConfig(answer_threshold=1.01, offer_threshold=1.01))
     assert strict.match("宅急地咋申请").outcome == "clarify"
     lax = Matcher(kb, MatcherConfig(clarify_threshold=0.0))
     assert lax.match("今天天气咋样").outcome == "clarify"
@@ -226,7 +226,7 @@ def test_alternatives_leave_out_topics_without_a_word_in_the_message(kb: Knowled
 
 
 def test_below_the_answer_threshold_the_villager_picks_from_three(kb: KnowledgeBase) -> None:
-    timid = Matcher(kb, MatcherConfig(answer_threshold=1.01))
+    timid = Matcher(kb, MatcherConfig(answer_threshold=1.01, offer_threshold=1.01))
     result = timid.match("宅急地咋申请")
     assert (result.outcome, result.reason, result.alternatives) == ("clarify", "unsure", ())
     assert 0.0 < result.confidence < 1.01
@@ -293,3 +293,27 @@ def test_a_not_legal_word_makes_the_matcher_less_sure(tmp_path: Path) -> None:
     assert listed.confidence_features(question, with_word.normalized, ranked)["not_legal"] == 1.0
     assert plain.confidence_features(question, without.normalized, plain.rank(without.normalized))["not_legal"] == 0.0
     assert with_word.confidence < without.confidence
+
+
+def test_the_offer_model_answers_a_two_topic_question_with_two_more_to_pick(kb: KnowledgeBase) -> None:
+    """"离婚了孩子归谁、房子怎么分": which topic comes first is unsure, that the right one is among the three is
+    not — the offer model (its own probability, its own threshold) answers and offers the next two."""
+    question = "俺俩都同意离了去哪办手续，老板欠俺工钱不给"
+    unsure = MatcherConfig(answer_threshold=1.01, sure_threshold=1.01, offer_threshold=1.01)
+    assert Matcher(kb, unsure).match(question).outcome == "clarify"
+    offering = Matcher(kb, dataclasses.replace(unsure, offer_threshold=0.5)).match(question)
+    assert (offering.outcome, offering.reason) == ("answer", "fairly sure")
+    topics = {offering.candidates[0].entry.topic, *(c.entry.topic for c in offering.alternatives)}
+    assert {"marriage.divorce_procedure", "labor.wage_arrears"} <= topics
+
+
+def test_a_confidence_model_without_an_offer_model_never_offers() -> None:
+    from bot.matcher.confidence import ConfidenceModel, shipped_model
+
+    shipped = shipped_model().to_json()
+    assert "offer" in shipped and ConfidenceModel.from_json(shipped).to_json() == shipped  # round trip
+    old = {k: v for k, v in shipped.items() if k != "offer"}
+    model = ConfidenceModel.from_json(old)
+    assert model.offer_threshold > 1.0 and model.offer_probability({"score": 1.0}) == 0.0
+    with pytest.raises(ValueError, match="unknown features"):
+        ConfidenceModel.from_json({**shipped, "offer": {**shipped["offer"], "coefficients": {"shoe_size": 1.0}}})

@@ -61,25 +61,51 @@ class ConfidenceModel:
     answer_threshold: float  # answer, offering the next two entries ("不是这个？回复 2 或 3")
     sure_threshold: float  # answer without alternatives
     meta: Mapping[str, Any] = field(default_factory=dict)  # how and on what it was fitted
+    # the offer model: probability that the right topic is among the answer and the two entries offered
+    # with it ("离婚了孩子归谁、房子怎么分"); at or above offer_threshold the answer comes with alternatives
+    offer_intercept: float = 0.0
+    offer_coefficients: Mapping[str, float] = field(default_factory=dict)
+    offer_threshold: float = 2.0  # > 1: no offer model
 
     def probability(self, features: Mapping[str, float]) -> float:
-        z = self.intercept + sum(w * features.get(name, 0.0) for name, w in self.coefficients.items())
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+        return _logistic(self.intercept, self.coefficients, features)
+
+    def offer_probability(self, features: Mapping[str, float]) -> float:
+        return _logistic(self.offer_intercept, self.offer_coefficients, features) if self.offer_coefficients else 0.0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConfidenceModel:
-        coefficients = {str(k): float(v) for k, v in dict(data["coefficients"]).items()}
-        unknown = set(coefficients) - set(FEATURES)
-        if unknown:
-            raise ValueError(f"confidence model: unknown features {sorted(unknown)}")
+        coefficients = _coefficients(data["coefficients"])
+        offer = dict(data.get("offer") or {})
         return cls(float(data["intercept"]), coefficients, float(data["answer_threshold"]),
-                   float(data["sure_threshold"]), dict(data.get("meta") or {}))
+                   float(data["sure_threshold"]), dict(data.get("meta") or {}),
+                   float(offer.get("intercept", 0.0)), _coefficients(offer.get("coefficients") or {}),
+                   float(offer.get("threshold", 2.0)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"intercept": round(self.intercept, 6),
-                "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
-                "answer_threshold": self.answer_threshold, "sure_threshold": self.sure_threshold,
-                "meta": dict(self.meta)}
+        out: dict[str, Any] = {
+            "intercept": round(self.intercept, 6),
+            "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
+            "answer_threshold": self.answer_threshold, "sure_threshold": self.sure_threshold}
+        if self.offer_coefficients:
+            out["offer"] = {"intercept": round(self.offer_intercept, 6),
+                            "coefficients": {k: round(v, 6) for k, v in self.offer_coefficients.items()},
+                            "threshold": self.offer_threshold}
+        out["meta"] = dict(self.meta)
+        return out
+
+
+def _logistic(intercept: float, coefficients: Mapping[str, float], features: Mapping[str, float]) -> float:
+    z = intercept + sum(w * features.get(name, 0.0) for name, w in coefficients.items())
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
+def _coefficients(raw: Mapping[str, Any]) -> dict[str, float]:
+    coefficients = {str(k): float(v) for k, v in dict(raw).items()}
+    unknown = set(coefficients) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"confidence model: unknown features {sorted(unknown)}")
+    return coefficients
 
 
 @cache

@@ -74,6 +74,8 @@ class MatcherConfig:
     model: ConfidenceModel = field(default_factory=shipped_model)
     answer_threshold: float = field(default_factory=lambda: shipped_model().answer_threshold)  # confidence 0..1
     sure_threshold: float = field(default_factory=lambda: shipped_model().sure_threshold)  # … without alternatives
+    # the offer model's probability that the right topic is among the answer and the two offered with it
+    offer_threshold: float = field(default_factory=lambda: shipped_model().offer_threshold)
     clarify_threshold: float = 0.19  # ranking score below which a message is handed off
     tie_share: float = 0.1  # another topic within this share of the score: always offer it (never a plain answer)
     min_answer_chars: int = 3  # shorter messages (孩子, 工伤) are answered only on an exact phrasing or keyword
@@ -296,15 +298,16 @@ class Matcher:
                    else "too short" if not specific else "")
         outcome: Outcome
         alternatives: tuple[Candidate, ...] = ()
+        offered = self.offered(candidates, ranked)
         if not blocked and normalized in self._entry_texts[self._position[top.id]]:
             outcome, reason = "answer", "one of its phrasings"  # the very question the entry answers
         elif not blocked and not tied and confidence >= max(cfg.sure_threshold, cfg.answer_threshold):
             outcome, reason = "answer", "confident"
-        elif not blocked and confidence >= cfg.answer_threshold:
-            outcome, reason = "answer", "fairly sure"
-            # the next two, unless their topic has no word in the message (an unrelated choice only confuses)
-            allowed = {e.id for e, _, f in ranked if f.gate and f.role}
-            alternatives = tuple(c for c in candidates[1:3] if c.entry.id in allowed)
+        elif not blocked and (confidence >= cfg.answer_threshold or (
+                offered and cfg.model.offer_probability(features) >= cfg.offer_threshold)):
+            # the best answer, and the next two to pick from: the offer model is sure enough that the right
+            # one is among the three ("离婚了孩子归谁、房子怎么分") even when it cannot tell which comes first
+            outcome, reason, alternatives = "answer", "fairly sure", offered
         elif top_score >= cfg.clarify_threshold and self._any_gate(candidates[:3], ranked):
             outcome, reason = "clarify", blocked or "unsure"
         elif top_score >= cfg.clarify_threshold:
@@ -336,6 +339,15 @@ class Matcher:
             "not_legal": float(self._not_legal is not None and self._not_legal.search(normalized) is not None),
             "oos": f.oos,
         }
+
+    @staticmethod
+    def offered(candidates: tuple[Candidate, ...], ranked: Sequence[tuple[Entry, float, Features]],
+                ) -> tuple[Candidate, ...]:
+        """The two entries offered with a fairly sure answer ("不是这个？回复 2 或 3"): the next two
+        candidates, unless their topic has no word in the message or a word of the other side of a mirror
+        is (an unrelated choice only confuses)."""
+        allowed = {e.id for e, _, f in ranked if f.gate and f.role}
+        return tuple(c for c in candidates[1:3] if c.entry.id in allowed)
 
     @staticmethod
     def _any_gate(shown: tuple[Candidate, ...], ranked: list[tuple[Entry, float, Features]]) -> bool:
