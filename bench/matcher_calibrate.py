@@ -4,8 +4,10 @@
     .venv/bin/python bench/matcher.py calibrate --dry-run  # only print what it would write
 
 Data: the *calibration* sets only — knowledge/eval/tune.tsv, narrative_cal.tsv, short_cal.tsv,
-paraphrase_cal.tsv, the shared dev sets (dev_queries.tsv, narrative_dev.tsv) and the out-of-scope probes in
-bench/matcher.py. The held-out sets (holdout.tsv, narrative_holdout.tsv) are never read here.
+paraphrase_cal.tsv, scope_cal.tsv, reach_cal.tsv, bank_*.tsv, the shared dev sets (dev_queries.tsv,
+narrative_dev.tsv) and the out-of-scope probes in bench/matcher.py. The held-out sets (holdout.tsv,
+narrative_holdout.tsv, scope_check.tsv) are never read here. A message of the question bank
+(knowledge/question_bank.yaml) is featurised by an index without its fold of the bank.
 
 Method: for every message the matcher ranks entries and computes the features of
 bot/matcher/confidence.py for its best entry; the label is "the best entry's topic is right"
@@ -18,6 +20,10 @@ probabilities (5-fold cross-validation, not flattered by the fit) and on the fin
   message (one line of a 30-line set is already 3 %);
 - ``sure_threshold``: the lowest at which the pooled narrative answers are right ≥ --sure
   of the time — above it the answer comes without "不是这个？回复 2 或 3".
+- the *offer model* (same features; label "the right topic is the answer's or one of the two offered",
+  on the messages that have entries to offer) and its threshold: the lowest at which each narrative
+  set's answers stay right ≥ --offer-precision and show the right topic ≥ --offer-shown, with the
+  out-of-scope bars above still holding.
 The final coefficients are fitted on all the data.
 """
 
