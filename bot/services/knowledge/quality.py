@@ -31,7 +31,15 @@ METRICS: tuple[tuple[str, str, bool], ...] = (
     ("coverage", "能直接回答", True),
     ("oos_answered", "范围外被误答", False),
 )
-SET_NAMES = {"holdout": "留出集（从未用来调参）", "tune": "调参集"}
+#: what staff read on the page (knowledge/eval/README.md says how each set was written)
+SET_NAMES = {
+    "holdout": "留出集（从未用来调参）", "tune": "调参集",
+    "narrative_holdout": "长消息留出集（从未用来调参）", "narrative_cal": "长消息（校准）",
+    "short_cal": "短问题（校准）", "paraphrase_cal": "换个说法（校准）",
+    "scope_cal": "按范围写的问题（校准）", "scope_check": "按范围写的问题（检查，从未用来调参）",
+    "reach_cal": "新问答的新问法", "bank_a": "题库：婚姻家庭", "bank_b": "题库：土地、邻里、低保、村务",
+    "bank_c": "题库：打工、借钱、事故、买东西", "bank_d": "题库：诈骗、法律服务、范围外",
+}
 
 Scores = dict[str, dict[str, Any]]  # set name → {"label", "questions", top1, coverage, oos_answered}
 T = TypeVar("T")
